@@ -1,0 +1,50 @@
+"""Validate what callers pass to ``encode`` and turn it into :class:`~instructor_embed.tokenization.Item` s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import InputError, InputTypeError
+from .tokenization import Item
+
+OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+
+_EXPECTED = "a text string, an [instruction, text] pair or an [instruction, text, label] triple"
+
+
+def parse_sentences(sentences: object) -> tuple[list[Item], bool]:
+    """Items to embed, and whether a single bare string was given (then one vector is returned)."""
+    if isinstance(sentences, str):
+        return [Item(None, sentences)], True
+    if sentences is None or isinstance(sentences, (bytes, dict)) or not isinstance(sentences, Iterable):
+        raise InputTypeError(f"sentences must be a string or a list of ({_EXPECTED}), not {type(sentences).__name__}")
+    return [parse_item(index, item) for index, item in enumerate(sentences)], False
+
+
+def parse_item(index: int, item: object) -> Item:
+    """One input item; errors name its index."""
+    if isinstance(item, str):
+        return Item(None, item)
+    if isinstance(item, (list, tuple)):
+        if len(item) not in (2, 3):
+            raise InputError(f"Item {index} has {len(item)} elements; expected {_EXPECTED}")
+        instruction, text = item[0], item[1]
+        if not isinstance(instruction, str):
+            raise InputTypeError(f"Item {index}: the instruction (element 0) must be a string, not {type(instruction).__name__}")
+        if not isinstance(text, str):
+            raise InputTypeError(f"Item {index}: the text (element 1) must be a string, not {type(text).__name__}")
+        return Item(instruction, text)
+    raise InputTypeError(f"Item {index} is {_describe(item)}; expected {_EXPECTED}")
+
+
+def check_encode_options(batch_size: object, output_value: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InputTypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if output_value not in OUTPUT_VALUES:
+        raise InputError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+
+
+def _describe(item: object) -> str:
+    return "None" if item is None else f"a {type(item).__name__} ({item!r:.60})"

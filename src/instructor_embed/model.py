@@ -1,0 +1,214 @@
+"""``INSTRUCTOR``: a drop-in for InstructorEmbedding 1.0.1's model class, as a plain ``nn.Sequential``."""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import StageSpec, read_stage_specs, resolve_model_dir, write_json
+from .encode import encode_items, format_sentence_embeddings
+from .errors import InputError
+from .inputs import check_encode_options, parse_item, parse_sentences
+from .modules import Dense, Normalize, Pooling, Transformer
+from .tokenization import InstructionTokenizer
+
+_STAGE_TYPES = {
+    Transformer: "sentence_transformers.models.Transformer",
+    Pooling: "sentence_transformers.models.Pooling",
+    Dense: "sentence_transformers.models.Dense",
+    Normalize: "sentence_transformers.models.Normalize",
+}
+
+
+class INSTRUCTOR(nn.Sequential):
+    """An instruction-conditioned text embedder: Transformer → Pooling → [Dense] → [Normalize].
+
+    >>> model = INSTRUCTOR("hkunlp/instructor-large")  # doctest: +SKIP
+    >>> model.encode([["Represent the Science title:", "3D ActionSLAM"]]).shape  # doctest: +SKIP
+    (1, 768)
+
+    Args:
+        model_name_or_path: a Hugging Face Hub id, a local directory, or an ``os.PathLike``.
+            Hub models are downloaded once and cached (``HF_HUB_OFFLINE=1`` uses the cache only).
+        device: where to run, e.g. ``"cpu"`` or ``"cuda:0"``; default CUDA when available.
+        cache_folder: where Hub downloads are cached (default: the Hugging Face cache).
+        revision: a Hub branch, tag or commit.
+        token: a Hub token for private models.
+        max_seq_length: tokens per item after truncation; default the checkpoint's own (512 for INSTRUCTOR).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        max_seq_length: int | None = None,
+    ):
+        directory = resolve_model_dir(model_name_or_path, cache_folder=cache_folder, revision=revision, token=token)
+        super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length))
+        self.model_name_or_path = os.fspath(model_name_or_path)
+        self.to(_default_device() if device is None else device)
+
+    # -- the stages ---------------------------------------------------------------------------
+
+    @property
+    def transformer(self) -> Transformer:
+        return self[0]
+
+    @property
+    def tokenizer(self):
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
+    @property
+    def instruction_tokenizer(self) -> InstructionTokenizer:
+        transformer = self.transformer
+        cached = self.__dict__.get("_instruction_tokenizer")
+        if cached is None or cached.max_length != transformer.max_seq_length:
+            cached = InstructionTokenizer(transformer.tokenizer, transformer.max_seq_length, transformer.do_lower_case)
+            self.__dict__["_instruction_tokenizer"] = cached
+        return cached
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def get_sentence_embedding_dimension(self) -> int:
+        for stage in reversed(self):
+            if isinstance(stage, (Dense, Pooling)):
+                return stage.dimension
+        raise AssertionError("a loaded model always has a Pooling stage")
+
+    # -- embedding ----------------------------------------------------------------------------
+
+    def tokenize(self, sentences: list[Any]) -> dict[str, Tensor]:
+        """Padded model inputs for a list of texts or ``[instruction, text]`` pairs (no sorting)."""
+        items = [parse_item(index, item) for index, item in enumerate(sentences)]
+        if not items:
+            raise InputError("tokenize needs at least one item")
+        return self.instruction_tokenizer.collate(*self.instruction_tokenizer(items))
+
+    def encode(
+        self,
+        sentences: str | list[Any],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: str | None = "sentence_embedding",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = False,
+    ) -> np.ndarray | Tensor | list[Any]:
+        """Embed texts, each optionally with its own instruction.
+
+        Args:
+            sentences: a string, or a list whose items are strings (no instruction),
+                ``[instruction, text]`` pairs or ``[instruction, text, label]`` triples (the label is ignored).
+                Items may mix forms and instructions.
+            batch_size: items per forward pass.
+            show_progress_bar: show a tqdm bar over batches (default off).
+            output_value: ``"sentence_embedding"``; ``"token_embeddings"`` for each item's token vectors
+                (a list of ``(tokens, d_model)`` tensors); ``None`` for a dict of every output per item.
+            convert_to_numpy: return an ``(n, dim)`` float32 array (else a list of tensors).
+            convert_to_tensor: return one stacked ``(n, dim)`` tensor; overrides ``convert_to_numpy``.
+            device: run on this device (the model is moved there, as in the original).
+            normalize_embeddings: scale vectors to unit length.
+
+        Returns:
+            As above; for a single string, one vector (1-D) instead of a batch.
+        """
+        check_encode_options(batch_size, output_value)
+        items, single = parse_sentences(sentences)
+        if device is not None:
+            self.to(device)
+        self.eval()
+        outputs = encode_items(
+            self,
+            items,
+            batch_size=batch_size,
+            show_progress_bar=bool(show_progress_bar),
+            output_value=output_value,
+            device=self.device,
+        )
+        if output_value == "sentence_embedding":
+            outputs = format_sentence_embeddings(
+                outputs,
+                self.get_sentence_embedding_dimension(),
+                normalize=normalize_embeddings,
+                convert_to_numpy=convert_to_numpy,
+                convert_to_tensor=convert_to_tensor,
+                device=self.device,
+            )
+        return outputs[0] if single else outputs
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the hkunlp layout, loadable by ``INSTRUCTOR`` and by InstructorEmbedding 1.0.1."""
+        self._write(Path(path), pooling_extra={})
+
+    def export_sentence_transformers(self, path: str | os.PathLike[str]) -> None:
+        """Write a copy for current sentence-transformers: ``SentenceTransformer(path).encode(texts, prompt=instruction)``
+        then excludes the instruction from pooling (``include_prompt: false``), giving this model's vectors."""
+        self._write(Path(path), pooling_extra={"include_prompt": False})
+
+    def _write(self, directory: Path, pooling_extra: dict) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for index, stage in enumerate(self):
+            folder = "" if index == 0 else f"{index}_{type(stage).__name__}"
+            (directory / folder).mkdir(exist_ok=True)
+            if isinstance(stage, Pooling):
+                stage.save(directory / folder, extra=pooling_extra)
+            else:
+                stage.save(directory / folder)
+            entries.append({"idx": index, "name": str(index), "path": folder, "type": _STAGE_TYPES[type(stage)]})
+        write_json(directory / "modules.json", entries)
+        write_json(directory / "config_sentence_transformers.json", {"__version__": _versions()})
+
+    def __repr__(self) -> str:
+        stages = ", ".join(repr(stage).replace("\n", " ") for stage in self)
+        return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}, stages=[{stages}])"
+
+
+def _load_stages(specs: list[StageSpec], max_seq_length: int | None) -> list[nn.Module]:
+    transformer = Transformer.load(specs[0].directory, max_seq_length)
+    stages: list[nn.Module] = [transformer]
+    for spec in specs[1:]:
+        if spec.stage == "pooling":
+            stages.append(Pooling.load(spec.directory, transformer.dimension))
+        elif spec.stage == "dense":
+            stages.append(Dense.load(spec.directory))
+        else:
+            stages.append(Normalize.load(spec.directory))
+    return stages
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    try:
+        ours = version("instructor-embed")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"instructor_embed": ours, "transformers": transformers.__version__, "pytorch": torch.__version__}

@@ -1,0 +1,76 @@
+"""``(instruction, text)`` items → token ids, and how many leading tokens pooling must skip.
+
+The rule, as in InstructorEmbedding 1.0.1: the model reads ``(instruction + text.strip()).strip()``,
+and the first ``n`` tokens are left out of pooling, where ``n`` is the token count of
+``instruction.strip()`` with special tokens, minus one (T5: its pieces without ``</s>``;
+BERT: ``[CLS]`` and its pieces), and ``n <= 1`` means nothing is left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: an optional instruction and a text."""
+
+    instruction: str | None
+    text: str
+
+
+class InstructionTokenizer:
+    """Tokenizes items in one pass and caches the token count of each distinct instruction."""
+
+    def __init__(self, tokenizer, max_length: int, lowercase: bool = False):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.lowercase = lowercase
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._skip_cache: dict[str, int] = {}
+
+    def model_text(self, item: Item) -> str:
+        """The exact string the encoder reads for an item."""
+        text = item.text.strip() if item.instruction is None else (item.instruction + item.text.strip()).strip()
+        return text.lower() if self.lowercase else text
+
+    def instruction_skip(self, instruction: str | None) -> int:
+        """How many leading tokens of the item are instruction tokens to leave out of pooling."""
+        if not instruction:
+            return 0
+        skip = self._skip_cache.get(instruction)
+        if skip is None:
+            stripped = instruction.strip().lower() if self.lowercase else instruction.strip()
+            length = len(self._encode([stripped])[0])
+            skip = self._skip_cache[instruction] = length - 1 if length - 1 > 1 else 0
+        return skip
+
+    def __call__(self, items: Sequence[Item]) -> tuple[list[list[int]], list[int]]:
+        """Token ids per item (truncated to ``max_length``, unpadded) and instruction skips per item."""
+        ids = self._encode([self.model_text(item) for item in items])
+        return ids, [self.instruction_skip(item.instruction) for item in items]
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True)["input_ids"]
+
+    def collate(self, ids: Sequence[Sequence[int]], skips: Sequence[int]) -> dict[str, Tensor]:
+        """Right-pad a batch to its longest item and build the encoder and pooling masks."""
+        lengths = torch.tensor([len(row) for row in ids])  # (B,)
+        width = int(lengths.max())
+        input_ids = torch.full((len(ids), width), self.pad_token_id, dtype=torch.long)  # (B, T)
+        for row, token_ids in enumerate(ids):
+            input_ids[row, : len(token_ids)] = torch.tensor(token_ids, dtype=torch.long)
+        positions = torch.arange(width).unsqueeze(0)  # (1, T)
+        attention_mask = (positions < lengths.unsqueeze(1)).long()  # (B, T)
+        skip = torch.tensor(skips, dtype=torch.long)
+        pooling_mask = attention_mask * (positions >= skip.unsqueeze(1))
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pooling_mask": pooling_mask,
+            "instruction_length": skip,
+        }
