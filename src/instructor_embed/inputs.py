@@ -30,7 +30,9 @@ def parse_item(index: int, item: object) -> Item:
             raise InputError(f"Item {index} has {len(item)} elements; expected {_EXPECTED}")
         instruction, text = item[0], item[1]
         if not isinstance(instruction, str):
-            raise InputTypeError(f"Item {index}: the instruction (element 0) must be a string, not {type(instruction).__name__}")
+            raise InputTypeError(
+                f"Item {index}: the instruction (element 0) must be a string, not {type(instruction).__name__}"
+            )
         if not isinstance(text, str):
             raise InputTypeError(f"Item {index}: the text (element 1) must be a string, not {type(text).__name__}")
         return Item(instruction, text)

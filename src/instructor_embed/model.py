@@ -183,8 +183,8 @@ class INSTRUCTOR(nn.Sequential):
         write_json(directory / "config_sentence_transformers.json", {"__version__": _versions()})
 
     def __repr__(self) -> str:
-        stages = ", ".join(repr(stage).replace("\n", " ") for stage in self)
-        return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}, stages=[{stages}])"
+        stages = " -> ".join(f"{type(stage).__name__}({stage.extra_repr()})" for stage in self)
+        return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}, dtype={_dtype_name(self)}: {stages})"
 
 
 def _load_stages(specs: list[StageSpec], max_seq_length: int | None) -> list[nn.Module]:
@@ -198,6 +198,10 @@ def _load_stages(specs: list[StageSpec], max_seq_length: int | None) -> list[nn.
         else:
             stages.append(Normalize.load(spec.directory))
     return stages
+
+
+def _dtype_name(model: nn.Module) -> str:
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
 
 
 def _default_device() -> torch.device:

@@ -34,17 +34,39 @@ _TRANSFORMER_CONFIG_NAMES = (
     "sentence_xlnet_config.json",
 )
 _DEFAULT_MAX_SEQ_LENGTH = 512
+_VOCABULARY_FILES = ("tokenizer.json", "spiece.model", "sentencepiece.bpe.model", "vocab.txt", "vocab.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
 
 
 class Transformer(nn.Module):
     """A Hugging Face encoder (T5 encoder stack for T5 checkpoints) and its tokenizer."""
 
-    def __init__(self, auto_model: nn.Module, tokenizer, max_seq_length: int, do_lower_case: bool = False):
+    def __init__(
+        self,
+        auto_model: nn.Module,
+        tokenizer,
+        max_seq_length: int,
+        do_lower_case: bool = False,
+        tokenizer_files: dict[str, bytes] | None = None,
+    ):
         super().__init__()
         self.auto_model = auto_model
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.do_lower_case = do_lower_case
+        # The checkpoint's tokenizer files, byte for byte: re-serialising them with today's tokenizers
+        # would write a tokenizer.json that the stacks InstructorEmbedding 1.0.1 runs on cannot parse.
+        self.tokenizer_files = tokenizer_files or {}
 
     @property
     def dimension(self) -> int:
@@ -60,6 +82,7 @@ class Transformer(nn.Module):
     def load(cls, directory: Path, max_seq_length: int | None = None) -> Transformer:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        _check_encoder_files(directory)
         settings = {}
         for name in _TRANSFORMER_CONFIG_NAMES:
             if (directory / name).exists():
@@ -81,11 +104,20 @@ class Transformer(nn.Module):
         auto_model.eval()
         if max_seq_length is None:
             max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
-        return cls(auto_model, tokenizer, int(max_seq_length), bool(settings.get("do_lower_case", False)))
+        tokenizer_files = {
+            name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
+        }
+        return cls(
+            auto_model, tokenizer, int(max_seq_length), bool(settings.get("do_lower_case", False)), tokenizer_files
+        )
 
     def save(self, directory: Path) -> None:
         self.auto_model.save_pretrained(directory, safe_serialization=True)
-        self.tokenizer.save_pretrained(directory)
+        if self.tokenizer_files:
+            for name, content in self.tokenizer_files.items():
+                (directory / name).write_bytes(content)
+        else:
+            self.tokenizer.save_pretrained(directory)
         write_json(
             directory / "sentence_bert_config.json",
             {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case},
@@ -93,6 +125,23 @@ class Transformer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{type(self.auto_model).__name__}, max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}"
+
+
+def _check_encoder_files(directory: Path) -> None:
+    """Catch what transformers would load silently wrong, or report without naming the file."""
+    from safetensors import safe_open
+
+    if not any((directory / name).is_file() for name in _VOCABULARY_FILES):
+        # transformers would build a tokenizer with an empty vocabulary and embed garbage
+        raise CheckpointError(
+            f"{directory} has no tokenizer vocabulary: expected one of {', '.join(_VOCABULARY_FILES)}"
+        )
+    for weights in sorted(directory.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as exc:  # SafetensorError, OSError
+            raise CheckpointError(f"Cannot read weights from {weights}: {exc}") from exc
 
 
 def _encoder_class(model_type: str):
@@ -187,7 +236,14 @@ _MODE_ALIASES = {
 }
 
 # Activations a Dense config may name (by the last part of its dotted path); nothing else is imported.
-_ACTIVATIONS = {"Identity": nn.Identity, "Tanh": nn.Tanh, "ReLU": nn.ReLU, "GELU": nn.GELU, "Sigmoid": nn.Sigmoid, "SiLU": nn.SiLU}
+_ACTIVATIONS = {
+    "Identity": nn.Identity,
+    "Tanh": nn.Tanh,
+    "ReLU": nn.ReLU,
+    "GELU": nn.GELU,
+    "Sigmoid": nn.Sigmoid,
+    "SiLU": nn.SiLU,
+}
 
 
 class Dense(nn.Module):
@@ -248,10 +304,18 @@ class Dense(nn.Module):
         torch.save(state_dict, directory / "pytorch_model.bin")
 
     def extra_repr(self) -> str:
-        return f"activation={self.activation_name}"
+        linear = self.linear
+        return f"{linear.in_features}->{linear.out_features}, bias={linear.bias is not None}, activation={self.activation_name}"
 
 
-_ACTIVATION_MODULES = {"Identity": "linear", "Tanh": "activation", "ReLU": "activation", "GELU": "activation", "Sigmoid": "activation", "SiLU": "activation"}
+_ACTIVATION_MODULES = {
+    "Identity": "linear",
+    "Tanh": "activation",
+    "ReLU": "activation",
+    "GELU": "activation",
+    "Sigmoid": "activation",
+    "SiLU": "activation",
+}
 
 
 class Normalize(nn.Module):

@@ -24,7 +24,13 @@ SIZES = {
     "base": dict(d_model=768, d_ff=3072, num_layers=12, num_heads=12, d_kv=64),
     "large": dict(d_model=1024, d_ff=4096, num_layers=24, num_heads=16, d_kv=64),
 }
-TOKENIZER_FILES = ("spiece.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.json")
+TOKENIZER_FILES = (
+    "spiece.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.json",
+)
 
 
 def build_random_instructor(
@@ -50,33 +56,54 @@ def build_random_instructor(
     encoder = T5EncoderModel(config)
     state = _seeded_state(encoder.state_dict(), seed, config.d_model)
     encoder.load_state_dict(state)
-    encoder.save_pretrained(directory, safe_serialization=weights_format == "safetensors")
+    config.save_pretrained(directory)
+    # Written here rather than by save_pretrained, whose formats differ between transformers versions.
+    weights = {name: tensor.contiguous() for name, tensor in state.items() if name != "encoder.embed_tokens.weight"}
+    if weights_format == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    elif weights_format == "bin":
+        torch.save(weights, directory / "pytorch_model.bin")
+    else:
+        raise ValueError(f"weights_format must be 'safetensors' or 'bin', not {weights_format!r}")
     for name in TOKENIZER_FILES:
         if (Path(tokenizer_dir) / name).exists():
             shutil.copy(Path(tokenizer_dir) / name, directory / name)
     _write(directory / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
-    _write(directory / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
-        {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
+    _write(
+        directory / "modules.json",
+        [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+            {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
+        ],
+    )
     (directory / "1_Pooling").mkdir(exist_ok=True)
-    _write(directory / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": config.d_model,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-    })
+    _write(
+        directory / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": config.d_model,
+            "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True,
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
+    )
     (directory / "2_Dense").mkdir(exist_ok=True)
-    _write(directory / "2_Dense" / "config.json", {
-        "in_features": config.d_model,
-        "out_features": output_dim,
-        "bias": False,
-        "activation_function": "torch.nn.modules.linear.Identity",
-    })
-    dense = {"linear.weight": _normal((output_dim, config.d_model), seed, "2_Dense.linear.weight", config.d_model**-0.5)}
+    _write(
+        directory / "2_Dense" / "config.json",
+        {
+            "in_features": config.d_model,
+            "out_features": output_dim,
+            "bias": False,
+            "activation_function": "torch.nn.modules.linear.Identity",
+        },
+    )
+    dense = {
+        "linear.weight": _normal((output_dim, config.d_model), seed, "2_Dense.linear.weight", config.d_model**-0.5)
+    }
     torch.save(dense, directory / "2_Dense" / "pytorch_model.bin")
     (directory / "3_Normalize").mkdir(exist_ok=True)
     return weights_digest({**{f"0.{k}": v for k, v in state.items()}, **{f"2.{k}": v for k, v in dense.items()}})

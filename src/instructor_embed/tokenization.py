@@ -8,8 +8,8 @@ BERT: ``[CLS]`` and its pieces), and ``n <= 1`` means nothing is left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -51,6 +51,8 @@ class InstructionTokenizer:
 
     def __call__(self, items: Sequence[Item]) -> tuple[list[list[int]], list[int]]:
         """Token ids per item (truncated to ``max_length``, unpadded) and instruction skips per item."""
+        if not items:
+            return [], []
         ids = self._encode([self.model_text(item) for item in items])
         return ids, [self.instruction_skip(item.instruction) for item in items]
 

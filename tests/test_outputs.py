@@ -1,0 +1,76 @@
+"""encode's output forms, as the original README documents them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PAIRS = [["Represent the Science title:", "3D ActionSLAM: wearable person tracking"], ["Represent the sentence:", "hi"]]
+
+
+def test_default_is_float32_matrix(tiny_model):
+    out = tiny_model.encode(PAIRS)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (2, 768)
+
+
+def test_bare_string_gives_one_vector(tiny_model):
+    vector = tiny_model.encode("a single sentence")
+    assert vector.shape == (768,)
+    np.testing.assert_allclose(vector, tiny_model.encode(["a single sentence"])[0], atol=1e-6)
+
+
+def test_convert_to_tensor_stacks(tiny_model):
+    out = tiny_model.encode(PAIRS, convert_to_tensor=True)
+    assert isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 768)
+    np.testing.assert_allclose(out.numpy(), tiny_model.encode(PAIRS), atol=1e-6)
+
+
+def test_convert_to_numpy_false_gives_list_of_tensors(tiny_model):
+    out = tiny_model.encode(PAIRS, convert_to_numpy=False)
+    assert isinstance(out, list) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)
+
+
+def test_normalize_embeddings_on_a_model_without_normalize(tiny_t5_dir, tmp_path):
+    import json
+    import shutil
+
+    from instructor_embed import INSTRUCTOR
+
+    shutil.copytree(tiny_t5_dir, tmp_path / "m")
+    modules = json.loads((tmp_path / "m" / "modules.json").read_text())
+    (tmp_path / "m" / "modules.json").write_text(json.dumps(modules[:3]))  # Transformer, Pooling, Dense
+    model = INSTRUCTOR(tmp_path / "m", device="cpu")
+    raw = model.encode(PAIRS)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-3)
+    unit = model.encode(PAIRS, normalize_embeddings=True)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(unit, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_token_embeddings_per_item_lengths(tiny_model):
+    out = tiny_model.encode(PAIRS, output_value="token_embeddings")
+    lengths = [len(tiny_model.tokenizer(instr + text)["input_ids"]) for instr, text in PAIRS]
+    assert [tuple(t.shape) for t in out] == [(length, 64) for length in lengths]
+
+
+def test_output_value_none_gives_per_item_dicts(tiny_model):
+    out = tiny_model.encode(PAIRS, output_value=None)
+    assert len(out) == 2
+    first = out[0]
+    assert {"input_ids", "attention_mask", "pooling_mask", "token_embeddings", "sentence_embedding"} <= set(first)
+    skipped = int(first["instruction_length"])
+    assert skipped == len(tiny_model.tokenizer("Represent the Science title:")["input_ids"]) - 1
+    assert first["pooling_mask"][:skipped].sum() == 0 and first["pooling_mask"][skipped:].all()
+    np.testing.assert_allclose(first["sentence_embedding"].numpy(), tiny_model.encode(PAIRS)[0], atol=1e-6)
+
+
+def test_progress_bar_does_not_change_results(tiny_model, capsys):
+    quiet = tiny_model.encode(PAIRS)
+    shown = tiny_model.encode(PAIRS, show_progress_bar=True, batch_size=1)
+    assert "Batches" in capsys.readouterr().err
+    np.testing.assert_allclose(quiet, shown, atol=1e-6)
+
+
+def test_device_argument(tiny_model):
+    out = tiny_model.encode(PAIRS, device="cpu")
+    assert out.shape == (2, 768) and tiny_model.device.type == "cpu"
