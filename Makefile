@@ -1,0 +1,35 @@
+# Set-up and everyday commands. `make demo` and `make test` each build .venv first when needed.
+PYTHON ?= python3
+VENV ?= .venv
+# Installed before the project so nothing pulls a CUDA build; elsewhere e.g. TORCH_SPEC="torch --index-url ...".
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test check goldens clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev,offline-model,examples]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/ruff check src tests tools examples
+	$(BIN)/ruff format --check src tests tools examples
+
+# Regenerate tests/goldens with InstructorEmbedding 1.0.1 (builds .venv-reference once; needs ../shared).
+goldens: $(STAMP)
+	$(BIN)/python tools/make_parity_goldens.py
+
+clean:
+	rm -rf $(VENV) .venv-reference .pytest_cache
