@@ -74,3 +74,11 @@ def test_progress_bar_does_not_change_results(tiny_model, capsys):
 def test_device_argument(tiny_model):
     out = tiny_model.encode(PAIRS, device="cpu")
     assert out.shape == (2, 768) and tiny_model.device.type == "cpu"
+
+
+def test_embeddings_can_feed_a_trainable_head(tiny_model):
+    """As with the original (torch.no_grad, not inference_mode), outputs work in autograd afterwards."""
+    embeddings = tiny_model.encode(PAIRS, convert_to_tensor=True)
+    head = torch.nn.Linear(768, 2)
+    head(embeddings).sum().backward()
+    assert head.weight.grad is not None

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .errors import CheckpointError, ModelNotFoundError
+from .errors import CheckpointError, InputTypeError, ModelNotFoundError
 
 # The last dotted component of a ``modules.json`` "type" → the stage it names.
 # The INSTRUCTOR_* names are what the original package's fine-tuning scripts wrote.
@@ -51,8 +51,6 @@ def resolve_model_dir(
 ) -> Path:
     """Return a local directory for a path or a Hub id, downloading (and caching) a Hub model."""
     if not isinstance(model_name_or_path, (str, os.PathLike)):
-        from .errors import InputTypeError
-
         raise InputTypeError(
             f"model_name_or_path must be a Hub id, a path or an os.PathLike, not {type(model_name_or_path).__name__}"
         )

@@ -34,7 +34,7 @@ def encode_items(
         batch = order[start : start + batch_size]
         features = model.instruction_tokenizer.collate([ids[i] for i in batch], [skips[i] for i in batch])
         features = {name: tensor.to(device) for name, tensor in features.items()}
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: its tensors cannot feed a trainable head afterwards
             features = model(features)
         for row, index in enumerate(batch):
             results[index] = _row_output(features, row, len(ids[index]), output_value)

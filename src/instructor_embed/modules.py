@@ -289,14 +289,14 @@ class Dense(nn.Module):
         """Write config and weights: safetensors, plus ``pytorch_model.bin`` that InstructorEmbedding 1.0.1 reads."""
         from safetensors.torch import save_file
 
-        linear = self.linear
+        linear, activation = self.linear, _ACTIVATIONS[self.activation_name]
         write_json(
             directory / "config.json",
             {
                 "in_features": linear.in_features,
                 "out_features": linear.out_features,
                 "bias": linear.bias is not None,
-                "activation_function": f"torch.nn.modules.{_ACTIVATION_MODULES[self.activation_name]}.{self.activation_name}",
+                "activation_function": f"{activation.__module__}.{activation.__name__}",
             },
         )
         state_dict = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
@@ -306,16 +306,6 @@ class Dense(nn.Module):
     def extra_repr(self) -> str:
         linear = self.linear
         return f"{linear.in_features}->{linear.out_features}, bias={linear.bias is not None}, activation={self.activation_name}"
-
-
-_ACTIVATION_MODULES = {
-    "Identity": "linear",
-    "Tanh": "activation",
-    "ReLU": "activation",
-    "GELU": "activation",
-    "Sigmoid": "activation",
-    "SiLU": "activation",
-}
 
 
 class Normalize(nn.Module):
