@@ -54,7 +54,7 @@ def build_random_instructor(
     config = T5Config(vocab_size=32128, feed_forward_proj="relu", dropout_rate=0.1, **SIZES[size])
     config.architectures = ["T5EncoderModel"]
     encoder = T5EncoderModel(config)
-    state = _seeded_state(encoder.state_dict(), seed, config.d_model)
+    state = _seeded_state(encoder.state_dict(), seed, config)
     encoder.load_state_dict(state)
     config.save_pretrained(directory)
     # Written here rather than by save_pretrained, whose formats differ between transformers versions.
@@ -118,19 +118,33 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _seeded_state(template: dict[str, torch.Tensor], seed: int, d_model: int) -> dict[str, torch.Tensor]:
+def _seeded_state(template: dict[str, torch.Tensor], seed: int, config) -> dict[str, torch.Tensor]:
+    """T5's own initialisation scheme (as in its paper and transformers), drawn from seeded generators.
+
+    T5 does not scale attention scores by 1/sqrt(d_kv); its init puts that factor into ``q`` instead.
+    """
+    d_model, d_kv, heads, d_ff = config.d_model, config.d_kv, config.num_heads, config.d_ff
+    std_by_suffix = {
+        "SelfAttention.q.weight": (d_model * d_kv) ** -0.5,
+        "SelfAttention.k.weight": d_model**-0.5,
+        "SelfAttention.v.weight": d_model**-0.5,
+        "SelfAttention.o.weight": (heads * d_kv) ** -0.5,
+        "relative_attention_bias.weight": d_model**-0.5,
+        "DenseReluDense.wi.weight": d_model**-0.5,
+        "DenseReluDense.wo.weight": d_ff**-0.5,
+        "shared.weight": 1.0,
+    }
     state = {}
     for name, tensor in template.items():
         if name == "encoder.embed_tokens.weight":
             continue  # tied to shared.weight
         if name.endswith("layer_norm.weight"):
             state[name] = 1.0 + _normal(tensor.shape, seed, name, 0.1)
-        elif "relative_attention_bias" in name:
-            state[name] = _normal(tensor.shape, seed, name, 0.5)
-        elif name == "shared.weight":
-            state[name] = _normal(tensor.shape, seed, name, 1.0)
-        else:  # q, k, v, o, wi, wo: fan-in scaled so activations stay of order one through the layers
-            state[name] = _normal(tensor.shape, seed, name, tensor.shape[1] ** -0.5)
+            continue
+        std = next((value for suffix, value in std_by_suffix.items() if name.endswith(suffix)), None)
+        if std is None:
+            raise ValueError(f"no initialisation rule for {name}")
+        state[name] = _normal(tensor.shape, seed, name, std)
     state["encoder.embed_tokens.weight"] = state["shared.weight"]
     return state
 
