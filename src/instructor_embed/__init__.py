@@ -10,6 +10,7 @@ from .errors import (
 )
 from .instructions import instruction
 from .model import INSTRUCTOR
+from .quantization import quantize_embeddings
 
 __all__ = [
     "INSTRUCTOR",
@@ -20,4 +21,5 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "instruction",
+    "quantize_embeddings",
 ]

@@ -8,6 +8,7 @@ from .errors import InputError, InputTypeError
 from .tokenization import Item
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 _EXPECTED = "a text string, an [instruction, text] pair or an [instruction, text, label] triple"
 
@@ -39,13 +40,27 @@ def parse_item(index: int, item: object) -> Item:
     raise InputTypeError(f"Item {index} is {_describe(item)}; expected {_EXPECTED}")
 
 
-def check_encode_options(batch_size: object, output_value: object) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise InputTypeError(f"batch_size must be an int, not {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+def check_encode_options(batch_size: object, output_value: object, max_batch_tokens: object, precision: object) -> None:
+    _check_positive_int("batch_size", batch_size)
+    if max_batch_tokens is not None:
+        _check_positive_int("max_batch_tokens", max_batch_tokens)
     if output_value not in OUTPUT_VALUES:
         raise InputError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def check_truncate_dim(truncate_dim: object) -> int | None:
+    if truncate_dim is not None:
+        _check_positive_int("truncate_dim", truncate_dim)
+    return truncate_dim
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputTypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise InputError(f"{name} must be at least 1, got {value}")
 
 
 def _describe(item: object) -> str:

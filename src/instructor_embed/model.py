@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -11,10 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .backends import RuntimeOptions
 from .checkpoint import StageSpec, read_stage_specs, resolve_model_dir, write_json
 from .encode import encode_items, format_sentence_embeddings
 from .errors import InputError
-from .inputs import check_encode_options, parse_item, parse_sentences
+from .inputs import check_encode_options, check_truncate_dim, parse_item, parse_sentences
 from .modules import Dense, Normalize, Pooling, Transformer
 from .tokenization import InstructionTokenizer
 
@@ -37,10 +39,15 @@ class INSTRUCTOR(nn.Sequential):
         model_name_or_path: a Hugging Face Hub id, a local directory, or an ``os.PathLike``.
             Hub models are downloaded once and cached (``HF_HUB_OFFLINE=1`` uses the cache only).
         device: where to run, e.g. ``"cpu"`` or ``"cuda:0"``; default CUDA when available.
-        cache_folder: where Hub downloads are cached (default: the Hugging Face cache).
+        cache_folder: where Hub downloads (and ONNX exports) are cached (default: the Hugging Face cache).
         revision: a Hub branch, tag or commit.
         token: a Hub token for private models.
         max_seq_length: tokens per item after truncation; default the checkpoint's own (512 for INSTRUCTOR).
+        dtype: the encoder's precision: ``"float32"`` (default, exact), ``"bfloat16"``, ``"float16"`` (GPU).
+        quantize: ``"int8"`` for dynamic int8 (ONNX Runtime with ``backend="onnx"``, torchao with ``"torch"``).
+        backend: ``"torch"`` or ``"onnx"`` (ONNX Runtime; the export is cached, see ``INSTRUCTOR_EMBED_CACHE``).
+        compile: ``torch.compile`` the encoder (slow first calls; worth it only for long runs).
+        truncate_dim: keep only the first ``truncate_dim`` dimensions of every embedding.
     """
 
     def __init__(
@@ -52,10 +59,19 @@ class INSTRUCTOR(nn.Sequential):
         revision: str | None = None,
         token: str | bool | None = None,
         max_seq_length: int | None = None,
+        dtype: str | torch.dtype | None = None,
+        quantize: str | None = None,
+        backend: str = "torch",
+        compile: bool = False,
+        truncate_dim: int | None = None,
     ):
+        runtime = RuntimeOptions.parse(dtype, quantize, backend, compile)
+        check_truncate_dim(truncate_dim)
         directory = resolve_model_dir(model_name_or_path, cache_folder=cache_folder, revision=revision, token=token)
-        super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length))
+        onnx_cache = Path(cache_folder) if cache_folder is not None else None
+        super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length, runtime, onnx_cache))
         self.model_name_or_path = os.fspath(model_name_or_path)
+        self.truncate_dim = truncate_dim
         self.to(_default_device() if device is None else device)
 
     # -- the stages ---------------------------------------------------------------------------
@@ -87,13 +103,14 @@ class INSTRUCTOR(nn.Sequential):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return torch.device("cpu")  # an ONNX Runtime encoder with no torch stage holding weights
 
     def get_sentence_embedding_dimension(self) -> int:
-        for stage in reversed(self):
-            if isinstance(stage, (Dense, Pooling)):
-                return stage.dimension
-        raise AssertionError("a loaded model always has a Pooling stage")
+        """The size of the vectors ``encode`` returns (after ``truncate_dim``)."""
+        dimension = next(stage.dimension for stage in reversed(self) if isinstance(stage, (Dense, Pooling)))
+        return min(dimension, self.truncate_dim) if self.truncate_dim else dimension
 
     # -- embedding ----------------------------------------------------------------------------
 
@@ -114,6 +131,10 @@ class INSTRUCTOR(nn.Sequential):
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
         normalize_embeddings: bool = False,
+        *,
+        max_batch_tokens: int | None = None,
+        precision: str = "float32",
+        truncate_dim: int | None = None,
     ) -> np.ndarray | Tensor | list[Any]:
         """Embed texts, each optionally with its own instruction.
 
@@ -128,12 +149,18 @@ class INSTRUCTOR(nn.Sequential):
             convert_to_numpy: return an ``(n, dim)`` float32 array (else a list of tensors).
             convert_to_tensor: return one stacked ``(n, dim)`` tensor; overrides ``convert_to_numpy``.
             device: run on this device (the model is moved there, as in the original).
-            normalize_embeddings: scale vectors to unit length.
+            normalize_embeddings: scale vectors to unit length (after ``truncate_dim``).
+            max_batch_tokens: also cap a batch at this many tokens, padding included, so that batches
+                of long texts stay small and batches of short ones large.
+            precision: ``"float32"``, or quantized vectors: ``"int8"``/``"uint8"`` (per-dimension ranges
+                from this call's embeddings), ``"binary"``/``"ubinary"`` (sign bits packed 8 per byte).
+            truncate_dim: keep the first ``truncate_dim`` dimensions (default: the model's ``truncate_dim``).
 
         Returns:
             As above; for a single string, one vector (1-D) instead of a batch.
         """
-        check_encode_options(batch_size, output_value)
+        check_encode_options(batch_size, output_value, max_batch_tokens, precision)
+        truncate_dim = check_truncate_dim(truncate_dim) or self.truncate_dim
         items, single = parse_sentences(sentences)
         if device is not None:
             self.to(device)
@@ -142,6 +169,7 @@ class INSTRUCTOR(nn.Sequential):
             self,
             items,
             batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
             show_progress_bar=bool(show_progress_bar),
             output_value=output_value,
             device=self.device,
@@ -149,11 +177,11 @@ class INSTRUCTOR(nn.Sequential):
         if output_value == "sentence_embedding":
             outputs = format_sentence_embeddings(
                 outputs,
-                self.get_sentence_embedding_dimension(),
+                truncate_dim=truncate_dim,
                 normalize=normalize_embeddings,
+                precision=precision,
                 convert_to_numpy=convert_to_numpy,
                 convert_to_tensor=convert_to_tensor,
-                device=self.device,
             )
         return outputs[0] if single else outputs
 
@@ -184,11 +212,14 @@ class INSTRUCTOR(nn.Sequential):
 
     def __repr__(self) -> str:
         stages = " -> ".join(f"{type(stage).__name__}({stage.extra_repr()})" for stage in self)
-        return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}, dtype={_dtype_name(self)}: {stages})"
+        truncated = f", truncate_dim={self.truncate_dim}" if self.truncate_dim else ""
+        return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}{truncated}: {stages})"
 
 
-def _load_stages(specs: list[StageSpec], max_seq_length: int | None) -> list[nn.Module]:
-    transformer = Transformer.load(specs[0].directory, max_seq_length)
+def _load_stages(
+    specs: list[StageSpec], max_seq_length: int | None, runtime: RuntimeOptions, cache_dir: Path | None
+) -> list[nn.Module]:
+    transformer = Transformer.load(specs[0].directory, max_seq_length, runtime, cache_dir)
     stages: list[nn.Module] = [transformer]
     for spec in specs[1:]:
         if spec.stage == "pooling":
@@ -198,10 +229,6 @@ def _load_stages(specs: list[StageSpec], max_seq_length: int | None) -> list[nn.
         else:
             stages.append(Normalize.load(spec.directory))
     return stages
-
-
-def _dtype_name(model: nn.Module) -> str:
-    return str(next(model.parameters()).dtype).removeprefix("torch.")
 
 
 def _default_device() -> torch.device:

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .backends import FLOAT32, RuntimeOptions, prepare_encoder
 from .checkpoint import CheckpointError, check_state_dict_keys, read_json, read_state_dict, write_json
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +60,10 @@ class Transformer(nn.Module):
         max_seq_length: int,
         do_lower_case: bool = False,
         tokenizer_files: dict[str, bytes] | None = None,
+        runtime: RuntimeOptions = FLOAT32,
     ):
         super().__init__()
+        self.runtime = runtime
         self.auto_model = auto_model
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
@@ -75,11 +79,17 @@ class Transformer(nn.Module):
 
     def forward(self, features: Features) -> Features:
         output = self.auto_model(input_ids=features["input_ids"], attention_mask=features["attention_mask"])
-        features["token_embeddings"] = output.last_hidden_state
+        features["token_embeddings"] = output.last_hidden_state.float()  # pooling runs in float32
         return features
 
     @classmethod
-    def load(cls, directory: Path, max_seq_length: int | None = None) -> Transformer:
+    def load(
+        cls,
+        directory: Path,
+        max_seq_length: int | None = None,
+        runtime: RuntimeOptions = FLOAT32,
+        cache_dir: Path | None = None,
+    ) -> Transformer:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         _check_encoder_files(directory)
@@ -101,17 +111,18 @@ class Transformer(nn.Module):
         missing = [key for key in info["missing_keys"] if not key.startswith("pooler.")]
         if missing:
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
-        auto_model.eval()
+        auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir)
         if max_seq_length is None:
             max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
         tokenizer_files = {
             name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
         }
-        return cls(
-            auto_model, tokenizer, int(max_seq_length), bool(settings.get("do_lower_case", False)), tokenizer_files
-        )
+        lower = bool(settings.get("do_lower_case", False))
+        return cls(auto_model, tokenizer, int(max_seq_length), lower, tokenizer_files, runtime)
 
     def save(self, directory: Path) -> None:
+        if self.runtime.backend != "torch" or self.runtime.quantize or self.runtime.compile:
+            raise InputError(f"Cannot save an encoder running as {self.runtime.describe()}; load it plainly to save")
         self.auto_model.save_pretrained(directory, safe_serialization=True)
         if self.tokenizer_files:
             for name, content in self.tokenizer_files.items():
@@ -124,7 +135,12 @@ class Transformer(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"{type(self.auto_model).__name__}, max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}"
+        config = self.auto_model.config
+        return (
+            f"{config.architectures[0] if config.architectures else config.model_type}, {self.runtime.describe()}, "
+            f"attention={getattr(config, '_attn_implementation', None)}, max_seq_length={self.max_seq_length}, "
+            f"do_lower_case={self.do_lower_case}"
+        )
 
 
 def _check_encoder_files(directory: Path) -> None:

@@ -8,9 +8,11 @@ BERT: ``[CLS]`` and its pieces), and ``n <= 1`` means nothing is left out.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,18 +63,20 @@ class InstructionTokenizer:
 
     def collate(self, ids: Sequence[Sequence[int]], skips: Sequence[int]) -> dict[str, Tensor]:
         """Right-pad a batch to its longest item and build the encoder and pooling masks."""
-        lengths = torch.tensor([len(row) for row in ids])  # (B,)
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))  # (B,)
         width = int(lengths.max())
-        input_ids = torch.full((len(ids), width), self.pad_token_id, dtype=torch.long)  # (B, T)
-        for row, token_ids in enumerate(ids):
-            input_ids[row, : len(token_ids)] = torch.tensor(token_ids, dtype=torch.long)
-        positions = torch.arange(width).unsqueeze(0)  # (1, T)
-        attention_mask = (positions < lengths.unsqueeze(1)).long()  # (B, T)
-        skip = torch.tensor(skips, dtype=torch.long)
-        pooling_mask = attention_mask * (positions >= skip.unsqueeze(1))
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        rows = np.repeat(np.arange(len(ids)), lengths)
+        columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        input_ids = np.full((len(ids), width), self.pad_token_id, dtype=np.int64)  # (B, T)
+        input_ids[rows, columns] = flat
+        positions = np.arange(width)[None, :]  # (1, T)
+        attention_mask = positions < lengths[:, None]  # (B, T)
+        skip = np.asarray(skips, dtype=np.int64)
+        pooling_mask = attention_mask & (positions >= skip[:, None])
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "pooling_mask": pooling_mask,
-            "instruction_length": skip,
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask.astype(np.int64)),
+            "pooling_mask": torch.from_numpy(pooling_mask.astype(np.int64)),
+            "instruction_length": torch.from_numpy(skip),
         }

@@ -1,0 +1,196 @@
+"""How the encoder runs: its precision, int8 quantization, ONNX Runtime, torch.compile.
+
+Chosen once, when a model loads (``INSTRUCTOR(path, dtype=..., quantize=..., backend=...)``).
+Only the encoder changes: pooling, Dense and Normalize always run in float32, so reduced
+precision costs no more accuracy than the encoder itself loses, and float32 stays exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import Tensor, nn
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BACKENDS = ("torch", "onnx")
+QUANTIZATIONS = (None, "int8")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """The encoder's execution settings."""
+
+    dtype: torch.dtype = torch.float32
+    quantize: str | None = None  # None or "int8": dynamic int8 weights and activations
+    backend: str = "torch"  # "torch" or "onnx" (ONNX Runtime)
+    compile: bool = False  # torch.compile the encoder (torch backend)
+
+    @classmethod
+    def parse(
+        cls, dtype: str | torch.dtype | None, quantize: str | None, backend: str, compile: bool
+    ) -> RuntimeOptions:
+        if dtype is None:
+            dtype = torch.float32
+        elif isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+            dtype = DTYPES[dtype]
+        elif dtype not in DTYPES.values():
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if quantize not in QUANTIZATIONS:
+            raise InputError(f"quantize must be None or 'int8', got {quantize!r}")
+        if backend not in BACKENDS:
+            raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if quantize and dtype != torch.float32:
+            raise InputError("quantize='int8' runs int8 matrix products on float32 activations; leave dtype unset")
+        if backend == "onnx" and dtype != torch.float32:
+            raise InputError("backend='onnx' runs float32 or, with quantize='int8', int8; leave dtype unset")
+        if compile and backend != "torch":
+            raise InputError("compile=True applies to backend='torch' only")
+        return cls(dtype, quantize, backend, bool(compile))
+
+    def describe(self) -> str:
+        name = "int8" if self.quantize else str(self.dtype).removeprefix("torch.")
+        return f"{name}, backend={self.backend}" + (", compiled" if self.compile else "")
+
+
+def prepare_encoder(auto_model: nn.Module, options: RuntimeOptions, source: Path, cache_dir: Path | None) -> nn.Module:
+    """The encoder to run: ``auto_model`` cast, quantized, compiled or exported as ``options`` say."""
+    if options.backend == "onnx":
+        return OnnxEncoder.from_torch(auto_model, source, options.quantize, cache_dir)
+    if options.quantize == "int8":
+        _torchao_int8(auto_model)
+    if options.compile:
+        auto_model = CompiledEncoder(auto_model)
+    return auto_model
+
+
+def _torchao_int8(auto_model: nn.Module) -> None:
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as exc:
+        raise InputError(
+            "quantize='int8' with backend='torch' needs torchao (pip install 'instructor-embed[torchao]'); "
+            "backend='onnx' needs onnxruntime instead and is faster on CPU"
+        ) from exc
+    quantize_(auto_model, Int8DynamicActivationInt8WeightConfig())
+
+
+class CompiledEncoder(nn.Module):
+    """``torch.compile`` of an encoder, with dynamic shapes; weights stay those of ``auto_model``."""
+
+    def __init__(self, auto_model: nn.Module):
+        super().__init__()
+        self.auto_model = auto_model
+        self.config = auto_model.config
+        self._compiled = torch.compile(auto_model, dynamic=True)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor):
+        return self._compiled(input_ids=input_ids, attention_mask=attention_mask)
+
+
+class OnnxEncoder(nn.Module):
+    """The encoder exported to ONNX and run by ONNX Runtime (optionally int8-quantized); CPU or CUDA."""
+
+    def __init__(self, path: Path, config, threads: int | None = None):
+        super().__init__()
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.path = path
+        self.config = config
+
+    @classmethod
+    def from_torch(
+        cls, auto_model: nn.Module, source: Path, quantize: str | None, cache_dir: Path | None
+    ) -> OnnxEncoder:
+        _onnxruntime()
+        folder = (cache_dir or default_cache_dir()) / "onnx" / _export_key(auto_model, source)
+        float_path, int8_path = folder / "encoder.onnx", folder / "encoder-int8.onnx"
+        if not float_path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            _export(auto_model, float_path)
+        if quantize == "int8" and not int8_path.exists():
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            partial = int8_path.with_suffix(".partial.onnx")
+            quantize_dynamic(str(float_path), str(partial), weight_type=QuantType.QInt8)
+            os.replace(partial, int8_path)
+        return cls(int8_path if quantize == "int8" else float_path, auto_model.config)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor):
+        feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        (hidden,) = self.session.run(["token_embeddings"], feeds)
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden).to(input_ids.device))
+
+    def extra_repr(self) -> str:
+        return str(self.path)
+
+
+class _EncoderGraph(nn.Module):
+    """What gets exported: ids and mask in, token embeddings out."""
+
+    def __init__(self, auto_model: nn.Module):
+        super().__init__()
+        self.auto_model = auto_model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return self.auto_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _export(auto_model: nn.Module, path: Path) -> None:
+    sample = torch.ones((2, 8), dtype=torch.long)
+    partial = path.with_suffix(".partial.onnx")
+    axes = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
+        torch.onnx.export(
+            _EncoderGraph(auto_model).eval(),
+            (sample, sample),
+            str(partial),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["token_embeddings"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_embeddings": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(partial, path)
+
+
+def _export_key(auto_model: nn.Module, source: Path) -> str:
+    """Changes when the checkpoint's files, the model class or the exporting torch version change."""
+    digest = hashlib.sha256(f"{type(auto_model).__name__}|{torch.__version__}|{source.resolve()}".encode())
+    for item in sorted(source.iterdir()):
+        if item.is_file():
+            stat = item.stat()
+            digest.update(f"{item.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("INSTRUCTOR_EMBED_CACHE", Path.home() / ".cache" / "instructor_embed"))
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise InputError("backend='onnx' needs ONNX Runtime: pip install 'instructor-embed[onnx]'") from exc
+    return onnxruntime
+
+
+FLOAT32 = RuntimeOptions()  # plain float32 torch: the default, exact
