@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check goldens clean
+.PHONY: install demo test check goldens bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,11 @@ check: $(STAMP)
 goldens: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py
 
+# Speed and accuracy, side by side with InstructorEmbedding 1.0.1 and sentence-transformers (needs ../shared;
+# about 15 minutes on 2 cores). Writes benchmarks/results/cpu.{json,md,png}.
+bench: $(STAMP)
+	$(BIN)/python tools/make_parity_goldens.py --venv-only
+	$(BIN)/python benchmarks/run.py
+
 clean:
-	rm -rf $(VENV) .venv-reference .pytest_cache
+	rm -rf $(VENV) .venv-reference .pytest_cache benchmarks/.cache

