@@ -1,0 +1,160 @@
+"""MEDI-format training data: read (streaming), validate with line numbers, index by task.
+
+A row is ``{"query": [instruction, text], "pos": [instruction, text], "neg": [instruction, text],
+"task_id" or "task_name": ...}``, in a JSON list (as the INSTRUCTOR authors publish MEDI) or in JSONL.
+Both are read incrementally, so a large file is never held as text and as objects at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+FIELDS = ("query", "pos", "neg")
+_CHUNK = 1 << 20
+
+
+class InvalidDataError(InputError):
+    """Training data has invalid rows; ``problems`` lists them (file, line, row, field, what)."""
+
+    def __init__(self, message: str, problems: list[str]):
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training triple; each text comes with its instruction."""
+
+    query: tuple[str, str]
+    pos: tuple[str, str]
+    neg: tuple[str, str]
+    task: str
+
+
+@dataclass
+class MediData:
+    """Valid examples, their indices per task, and the problems of rows that were skipped."""
+
+    examples: list[Example] = field(default_factory=list)
+    tasks: dict[str, list[int]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, example: Example) -> None:
+        self.tasks.setdefault(example.task, []).append(len(self.examples))
+        self.examples.append(example)
+
+
+def load_medi(path: str | Path, skip_invalid: bool = False, max_reported: int = 20) -> MediData:
+    """Read and check every row. Invalid rows stop the load with a summary, or with ``skip_invalid`` are
+    skipped and listed in ``MediData.skipped``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such training data file")
+    data = MediData()
+    for where, row in iter_rows(path):
+        problem = check_row(row)
+        if problem:
+            data.skipped.append(f"{where}: {problem}")
+            continue
+        data.add(Example(*(tuple(row[name]) for name in FIELDS), task=str(row.get("task_name", row.get("task_id")))))
+    if data.skipped and not skip_invalid:
+        shown = "\n  ".join(data.skipped[:max_reported])
+        more = f"\n  ... and {len(data.skipped) - max_reported} more" if len(data.skipped) > max_reported else ""
+        raise InvalidDataError(
+            f"{path}: {len(data.skipped)} invalid rows of {len(data.skipped) + len(data.examples)} "
+            f"(pass --skip-invalid to skip them):\n  {shown}{more}",
+            data.skipped,
+        )
+    if not data.examples:
+        raise InputError(f"{path}: no valid training rows")
+    return data
+
+
+def check_row(row: object) -> str | None:
+    """What is wrong with a row, or None."""
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    for name in FIELDS:
+        if name not in row:
+            return f"field '{name}' is missing"
+        value = row[name]
+        if not isinstance(value, list) or len(value) not in (2, 3):
+            size = f"{len(value)} elements" if isinstance(value, list) else type(value).__name__
+            return f"field '{name}' must be [instruction, text], got {size}"
+        for position, part in zip(("instruction", "text"), value[:2], strict=True):
+            if not isinstance(part, str):
+                return f"field '{name}': the {position} must be a string, not {type(part).__name__}"
+    task = row.get("task_name", row.get("task_id"))
+    if task is None:
+        return "no task key: expected 'task_name' or 'task_id'"
+    if isinstance(task, bool) or not isinstance(task, (str, int)):
+        return f"the task key must be a string or an integer, not {type(task).__name__}"
+    return None
+
+
+def iter_rows(path: Path) -> Iterator[tuple[str, object]]:
+    """``("FILE, line L, row R", row)`` for each row; bad JSON is reported with its line and stops the read."""
+    with open(path, encoding="utf-8") as handle:
+        first = _first_char(handle)
+        if first == "[":
+            yield from _json_array_rows(handle, path)
+            return
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
+                yield f"{path}, line {line_number}", row
+
+
+def _first_char(handle) -> str:
+    while True:
+        char = handle.read(1)
+        if not char or not char.isspace():
+            handle.seek(0)
+            return char
+
+
+def _json_array_rows(handle, path: Path) -> Iterator[tuple[str, object]]:
+    """Decode the objects of a top-level JSON array one at a time, holding at most one chunk of text."""
+    decoder = json.JSONDecoder()
+    buffer, line, row_index = handle.read(_CHUNK), 1, 0
+    position = buffer.index("[") + 1
+    line += buffer.count("\n", 0, position)
+    while True:
+        # skip whitespace and the comma between rows
+        while True:
+            if position >= len(buffer):
+                more = handle.read(_CHUNK)
+                if not more:
+                    raise InputError(f"{path}, line {line}: the JSON list is not closed with ']'")
+                buffer, position = buffer[position:] + more, 0
+            char = buffer[position]
+            if char == "]":
+                return
+            if char in " \t\r\n,":
+                line += char == "\n"
+                position += 1
+                continue
+            break
+        while True:
+            try:
+                row, end = decoder.raw_decode(buffer, position)
+                break
+            except json.JSONDecodeError as exc:
+                more = handle.read(_CHUNK)
+                if not more:
+                    raise InputError(
+                        f"{path}, line {line + buffer.count(chr(10), position, exc.pos)}: invalid JSON ({exc.msg})"
+                    ) from exc
+                buffer, position = buffer[position:] + more, 0
+        yield f"{path}, line {line}, row {row_index}", row
+        line += buffer.count("\n", position, end)
+        row_index += 1
+        position = end

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from instructor_embed.training import data as medi
+from instructor_embed.training.data import InvalidDataError, load_medi
+
+ROW = {
+    "query": ["Represent the question: ", "q"],
+    "pos": ["Represent the answer: ", "a"],
+    "neg": ["Represent the answer: ", "b"],
+    "task_name": "qa",
+}
+
+
+def test_json_list_and_jsonl_give_the_same_examples(tmp_path):
+    rows = [ROW, {**ROW, "task_name": "sts"}, {**ROW, "task_id": 3, "task_name": None}]
+    rows[2].pop("task_name")
+    (tmp_path / "d.json").write_text(json.dumps(rows, indent=2))
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    a, b = load_medi(tmp_path / "d.json"), load_medi(tmp_path / "d.jsonl")
+    assert a.examples == b.examples
+    assert a.tasks == {"qa": [0], "sts": [1], "3": [2]}
+    assert a.examples[0].query == ("Represent the question: ", "q")
+
+
+def test_json_list_across_chunk_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(medi, "_CHUNK", 7)
+    rows = [{**ROW, "pos": ["Represent the answer: ", f"answer number {i}\nwith a newline"]} for i in range(50)]
+    (tmp_path / "d.json").write_text(json.dumps(rows, indent=1))
+    loaded = load_medi(tmp_path / "d.json")
+    assert [e.pos[1] for e in loaded.examples] == [r["pos"][1] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({k: v for k, v in ROW.items() if k != "neg"}, "field 'neg' is missing"),
+        ({**ROW, "pos": ["only one"]}, "field 'pos' must be [instruction, text], got 1 elements"),
+        ({**ROW, "query": "text"}, "field 'query' must be [instruction, text], got str"),
+        ({**ROW, "query": ["instr", 5]}, "field 'query': the text must be a string, not int"),
+        ({k: v for k, v in ROW.items() if k != "task_name"}, "no task key"),
+        ({**ROW, "task_name": [1]}, "the task key must be a string or an integer"),
+    ],
+)
+def test_invalid_rows_are_reported_with_line_and_field(tmp_path, row, message):
+    (tmp_path / "d.jsonl").write_text(json.dumps(ROW) + "\n\n" + json.dumps(row) + "\n")
+    with pytest.raises(InvalidDataError) as caught:
+        load_medi(tmp_path / "d.jsonl")
+    assert f"d.jsonl, line 3: {message}" in str(caught.value)
+    assert "1 invalid rows of 2" in str(caught.value)
+    skipped = load_medi(tmp_path / "d.jsonl", skip_invalid=True)
+    assert len(skipped.examples) == 1 and len(skipped.skipped) == 1
+
+
+def test_json_list_rows_report_line_and_row(tmp_path):
+    bad = {**ROW, "neg": ["x"]}
+    (tmp_path / "d.json").write_text("[\n" + json.dumps(ROW) + ",\n" + json.dumps(bad) + "\n]\n")
+    with pytest.raises(InvalidDataError, match=r"d.json, line 3, row 1: field 'neg'"):
+        load_medi(tmp_path / "d.json")
+
+
+def test_broken_json_names_the_line(tmp_path):
+    (tmp_path / "d.jsonl").write_text(json.dumps(ROW) + "\n{broken\n")
+    with pytest.raises(ValueError, match="d.jsonl, line 2: invalid JSON"):
+        load_medi(tmp_path / "d.jsonl")
+    (tmp_path / "d.json").write_text("[" + json.dumps(ROW) + ",\n" + json.dumps(ROW))
+    with pytest.raises(ValueError, match="not closed|invalid JSON"):
+        load_medi(tmp_path / "d.json")
