@@ -50,13 +50,49 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     encode.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_train_parser(commands)
     return parser
+
+
+def _add_train_parser(commands) -> None:
+    from .training.loop import TrainConfig
+
+    defaults = TrainConfig(model="", data="", output_dir="")
+    train = commands.add_parser(
+        "train",
+        help="train on MEDI-format data",
+        description="Train an INSTRUCTOR model on MEDI-format data (query / pos / neg, each [instruction, text], "
+        "plus task_name or task_id). Every batch comes from one task. Runs under accelerate launch or torchrun "
+        "for several processes. Needs the 'train' extra.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("--model", required=True, help="starting checkpoint: Hub id or local directory")
+    train.add_argument("--data", required=True, help="MEDI .json (a list) or .jsonl")
+    train.add_argument("--output-dir", required=True, help="final model, checkpoint-N folders, train_log.jsonl")
+    train.add_argument("--max-steps", type=int, help="optimizer steps (default: --epochs)")
+    train.add_argument("--epochs", type=float, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    train.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    train.add_argument("--cl-temperature", type=float, default=defaults.cl_temperature)
+    train.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--save-steps", type=int, default=defaults.save_steps)
+    train.add_argument("--logging-steps", type=int, default=defaults.logging_steps)
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
+    train.add_argument("--skip-invalid", action="store_true", help="skip and count invalid rows instead of stopping")
+    train.add_argument("--gradient-checkpointing", action="store_true")
+    train.add_argument("--mixed-precision", choices=["no", "bf16"], default=defaults.mixed_precision)
+    train.add_argument("--cache-chunk-size", type=int, help="GradCache chunk: large batches in small memory")
+    train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output-dir")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _encode(args)
+        return _train(args) if args.command == "train" else _encode(args)
     except InstructorEmbedError as exc:
         print(f"instructor-embed: error: {exc}", file=sys.stderr)
         return 2
@@ -89,6 +125,15 @@ def _encode(args: argparse.Namespace) -> int:
     write_embeddings(args.output, [r.id for r in records], embeddings)
     if not args.quiet:
         print(f"wrote {len(records)} embeddings of {dimension} dims to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training.loop import TrainConfig, train
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
+    output = train(TrainConfig(**options, show_progress=not args.quiet))
+    print(f"trained model written to {output}", file=sys.stderr)
     return 0
 
 

@@ -28,6 +28,7 @@ class TaskBatchSampler:
         self.batch_size, self.seed, self.world_size, self.rank = batch_size, seed, world_size, rank
         self.epoch = 0
         self.start = 0  # batches of this epoch already consumed (for exact resume)
+        self.last_task: str | None = None  # the task of the batch yielded last
         if not len(self):
             raise ValueError(f"no task has {batch_size * world_size} examples for one global batch")
 
@@ -48,8 +49,9 @@ class TaskBatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         start = self.rank * self.batch_size
-        for _, batch in self.global_batches()[self.start :]:
+        for task, batch in self.global_batches()[self.start :]:
             self.start += 1
+            self.last_task = task
             yield batch[start : start + self.batch_size]
 
     def __len__(self) -> int:

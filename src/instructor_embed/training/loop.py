@@ -1,0 +1,284 @@
+"""The training run: accelerate-driven, task-homogeneous, resumable.
+
+``train(TrainConfig(...))`` runs unchanged on CPU, one GPU, or many processes and nodes under
+``accelerate launch`` / ``torchrun`` (and DeepSpeed/FSDP through an accelerate config). accelerate
+prepares the model, optimizer and scheduler; the DataLoader is deliberately *not* prepared, because
+accelerate would re-shard its batches and break the per-rank single-task slicing of
+:class:`TaskBatchSampler`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import InputError
+from ..model import INSTRUCTOR
+from ..tokenization import InstructionTokenizer, Item
+from .data import FIELDS, Example, load_medi
+from .loss import instructor_contrastive_loss
+from .sampler import TaskBatchSampler
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a run; defaults follow the paper's command (lr 2e-5, warmup 0.1, τ 0.01, 512 tokens)."""
+
+    model: (
+        str  # starting checkpoint: Hub id or directory (e.g. hkunlp/instructor-base, sentence-transformers/gtr-t5-base)
+    )
+    data: str  # MEDI-format .json (a list) or .jsonl
+    output_dir: str
+    max_steps: int | None = None  # stop after this many optimizer steps; else run `epochs`
+    epochs: float = 1.0
+    batch_size: int = 4  # per device
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    cl_temperature: float = 0.01
+    max_seq_length: int = 512
+    seed: int = 42
+    save_steps: int = 500
+    logging_steps: int = 10
+    resume: bool = False  # continue from the last checkpoint in output_dir
+    skip_invalid: bool = False  # skip (and count) invalid rows instead of stopping
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"  # "no" or "bf16"
+    cache_chunk_size: int | None = None  # GradCache: embed in chunks of this many texts; same loss, less memory
+    tensorboard: bool = False
+    show_progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("batch_size", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.epochs <= 0 or self.learning_rate <= 0 or self.cl_temperature <= 0:
+            raise InputError("epochs, learning_rate and cl_temperature must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
+            raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
+
+
+class Collator:
+    """Examples → one batch of features: all queries, then all positives, then all negatives (3B rows),
+    so that the model runs once per step (as DDP expects), instruction excluded from pooling."""
+
+    def __init__(self, tokenizer: InstructionTokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        items = [Item(*getattr(example, name)) for name in FIELDS for example in examples]
+        return self.tokenizer.collate(*self.tokenizer(items))
+
+
+def train(config: TrainConfig) -> Path:
+    """Train and return the output directory, which then holds the final model (``INSTRUCTOR(output_dir)``),
+    ``checkpoint-N`` folders and ``train_log.jsonl``."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    config.validate()
+    output = Path(config.output_dir)
+    accelerator = Accelerator(
+        cpu=not torch.accelerator.is_available(),  # accelerate runs several CPU processes (gloo) only when told
+        mixed_precision=config.mixed_precision,
+        log_with="tensorboard" if config.tensorboard else None,
+        project_dir=str(output),
+    )
+    set_seed(config.seed)
+    data = load_medi(config.data, skip_invalid=config.skip_invalid)
+    model = INSTRUCTOR(config.model, device=accelerator.device, max_seq_length=config.max_seq_length)
+    if config.gradient_checkpointing:
+        model.transformer.auto_model.gradient_checkpointing_enable()
+    pooler = getattr(model.transformer.auto_model, "pooler", None)
+    if pooler is not None:  # BERT-style [CLS] head: INSTRUCTOR pools itself, so it never gets a gradient
+        pooler.requires_grad_(False)
+    sampler = TaskBatchSampler(
+        data.tasks,
+        config.batch_size,
+        seed=config.seed,
+        world_size=accelerator.num_processes,
+        rank=accelerator.process_index,
+    )
+    loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=Collator(model.instruction_tokenizer))
+    total_steps = config.max_steps or math.ceil(config.epochs * len(sampler))
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if config.tensorboard:
+        accelerator.init_trackers("instructor-embed")
+
+    step = 0
+    if config.resume:
+        step = _resume(accelerator, output, sampler)
+    elif accelerator.is_main_process and (output / "train_log.jsonl").exists():
+        raise InputError(f"{output} already holds a run; pass --resume to continue it or choose another folder")
+    model.train()
+    progress = tqdm(total=total_steps, initial=step, disable=not (config.show_progress and accelerator.is_main_process))
+    window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+    resumed_mid_epoch = config.resume and step > 0
+    while step < total_steps:
+        if not resumed_mid_epoch:
+            sampler.set_epoch(sampler.epoch + (1 if step > 0 else 0))
+        resumed_mid_epoch = False
+        for batch in loader:
+            batch = {name: tensor.to(accelerator.device) for name, tensor in batch.items()}
+            loss = _step(model, batch, config, accelerator)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            progress.update(1)
+            window_loss += loss
+            window_steps += 1
+            if step % config.logging_steps == 0 or step == total_steps:
+                mean_loss = accelerator.reduce(
+                    torch.tensor(window_loss / window_steps, device=accelerator.device), "mean"
+                )
+                elapsed = time.perf_counter() - window_start
+                record = {
+                    "step": step,
+                    "epoch": sampler.epoch,
+                    "task": sampler.last_task,
+                    "loss": round(float(mean_loss), 6),
+                    "lr": scheduler.get_last_lr()[0],
+                    "examples_per_s": round(window_steps * config.batch_size * accelerator.num_processes / elapsed, 2),
+                }
+                _log(accelerator, output, record)
+                window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+            if step % config.save_steps == 0 or step == total_steps:
+                _save_checkpoint(accelerator, model, output, step, sampler, config)
+            if step >= total_steps:
+                break
+    progress.close()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save(output)
+    accelerator.end_training()
+    return output
+
+
+def _step(model, batch: dict[str, torch.Tensor], config: TrainConfig, accelerator) -> float:
+    """One forward/backward over a batch of 3B rows (queries, positives, negatives); returns the loss."""
+    if config.cache_chunk_size is None:
+        embeddings = model(batch)["sentence_embedding"]
+        loss = instructor_contrastive_loss(*embeddings.chunk(3), config.cl_temperature)
+        accelerator.backward(loss)
+        return loss.item()
+    return _cached_step(model, batch, config, accelerator)
+
+
+def _cached_step(model, batch: dict[str, torch.Tensor], config: TrainConfig, accelerator) -> float:
+    """GradCache: embed every chunk without a graph, take the loss's gradient with respect to the embeddings,
+    then re-run each chunk with a graph (same dropout, from the saved RNG state) and backpropagate that gradient.
+    The gradients equal the uncached step's; memory holds one chunk's activations at a time."""
+    chunks = _chunks(batch, config.cache_chunk_size)
+    states, pieces = [], []
+    with torch.no_grad():
+        for chunk in chunks:
+            states.append(_rng_state(accelerator.device))
+            pieces.append(model(dict(chunk))["sentence_embedding"])
+    embeddings = torch.cat(pieces).detach().requires_grad_()
+    loss = instructor_contrastive_loss(*embeddings.chunk(3), config.cl_temperature)
+    loss.backward()
+    for index, chunk in enumerate(chunks):
+        size = config.cache_chunk_size
+        gradient = embeddings.grad[index * size : (index + 1) * size]
+        last = index == len(chunks) - 1
+        with nullcontext() if last else accelerator.no_sync(model), _replayed_rng(states[index]):
+            rerun = model(dict(chunk))["sentence_embedding"]
+            accelerator.backward((rerun * gradient).sum())
+    return loss.item()
+
+
+def _chunks(features: dict[str, torch.Tensor], size: int) -> list[dict[str, torch.Tensor]]:
+    count = features["input_ids"].shape[0]
+    return [{k: v[start : start + size] for k, v in features.items()} for start in range(0, count, size)]
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+class _replayed_rng:
+    """Run a block with the RNG as it was saved, then put the current state back."""
+
+    def __init__(self, state: dict):
+        self.state = state
+
+    def __enter__(self):
+        self.saved = {"cpu": torch.get_rng_state()}
+        torch.set_rng_state(self.state["cpu"])
+        if "cuda" in self.state:
+            self.saved["cuda"] = torch.cuda.get_rng_state()
+            torch.cuda.set_rng_state(self.state["cuda"])
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.saved["cpu"])
+        if "cuda" in self.saved:
+            torch.cuda.set_rng_state(self.saved["cuda"])
+
+
+def _log(accelerator, output: Path, record: dict) -> None:
+    accelerator.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        with open(output / "train_log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskBatchSampler, config) -> None:
+    """Write ``checkpoint-N`` completely under a temporary name, then rename it: a run killed while saving
+    never leaves a checkpoint that resume would pick."""
+    final = output / f"checkpoint-{step}"
+    partial = output / f".checkpoint-{step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial / "training_state"))
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save(partial)  # loadable as INSTRUCTOR(checkpoint-N)
+        state = {"step": step, "sampler": sampler.state_dict(), "config": asdict(config)}
+        (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+    accelerator.wait_for_everyone()
+
+
+def _resume(accelerator, output: Path, sampler: TaskBatchSampler) -> int:
+    checkpoints = sorted(
+        (p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    if not checkpoints:
+        raise InputError(f"--resume: no checkpoint in {output}")
+    latest = checkpoints[-1]
+    state = json.loads((latest / "trainer_state.json").read_text())
+    accelerator.load_state(str(latest / "training_state"))
+    sampler.load_state_dict(state["sampler"])
+    if accelerator.is_main_process:  # drop log lines written after the checkpoint, which will be redone
+        log = output / "train_log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= state["step"]]
+            log.write_text("".join(line + "\n" for line in kept))
+    return state["step"]

@@ -1,0 +1,176 @@
+"""Real training runs on the real all-MiniLM-L6-v2 weights: loss, resume after SIGKILL, two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from instructor_embed import INSTRUCTOR
+from instructor_embed.training.loop import TrainConfig, train
+
+pytest.importorskip("accelerate")
+
+
+def config(minilm_dir, medi_file, output, **overrides) -> TrainConfig:
+    settings = dict(
+        model=str(minilm_dir),
+        data=str(medi_file),
+        output_dir=str(output),
+        batch_size=2,
+        max_steps=8,
+        learning_rate=1e-4,
+        cl_temperature=0.05,
+        save_steps=4,
+        logging_steps=1,
+        max_seq_length=64,
+        seed=3,
+        show_progress=False,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def log(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+
+
+def weights(directory: Path) -> dict[str, torch.Tensor]:
+    return load_file(directory / "model.safetensors")
+
+
+def test_loss_falls_and_outputs_load(minilm_dir, medi_file, tmp_path):
+    output = train(config(minilm_dir, medi_file, tmp_path / "run", max_steps=24, save_steps=12))
+    records = log(output)
+    assert [r["step"] for r in records] == list(range(1, 25))
+    assert {"loss", "lr", "examples_per_s", "epoch", "task"} <= set(records[0])
+    assert {r["task"] for r in records} == {"qa", "sts"}
+    first, last = sum(r["loss"] for r in records[:6]) / 6, sum(r["loss"] for r in records[-6:]) / 6
+    assert last < 0.7 * first, (first, last)
+    assert records[0]["lr"] < records[3]["lr"]  # warm-up
+    for directory in (output, output / "checkpoint-12", output / "checkpoint-24"):
+        assert INSTRUCTOR(directory, device="cpu").encode(
+            [["Represent the question: ", "Who wrote Hamlet?"]]
+        ).shape == (1, 384)
+
+
+def test_cached_loss_gives_the_same_gradients(minilm_dir, medi_file):
+    """GradCache changes memory, not maths: with dropout off, one step's gradients match the plain step's."""
+    from accelerate import Accelerator
+
+    from instructor_embed.training.data import load_medi
+    from instructor_embed.training.loop import Collator, _step
+
+    model = INSTRUCTOR(minilm_dir, device="cpu", max_seq_length=64).eval()  # eval: no dropout, gradients still flow
+    examples = load_medi(medi_file).examples[:6]
+    batch = Collator(model.instruction_tokenizer)(examples)
+    accelerator = Accelerator(cpu=True)
+    gradients = []
+    for chunk in (None, 2):
+        model.zero_grad()
+        settings = config(minilm_dir, medi_file, "unused", cache_chunk_size=chunk)
+        loss = _step(model, batch, settings, accelerator)
+        gradients.append((loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (plain_loss, plain), (cached_loss, cached) = gradients
+    assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain.keys() == cached.keys() and len(plain) > 50
+    for name, gradient in plain.items():
+        torch.testing.assert_close(cached[name], gradient, atol=1e-6, rtol=1e-4)
+
+
+def _run_cli(args: list[str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "instructor_embed", "train", *args, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _cli_args(minilm_dir, medi_file, output, steps=12) -> list[str]:
+    return [
+        "--model",
+        str(minilm_dir),
+        "--data",
+        str(medi_file),
+        "--output-dir",
+        str(output),
+        "--batch-size",
+        "2",
+        "--max-steps",
+        str(steps),
+        "--learning-rate",
+        "1e-4",
+        "--save-steps",
+        "4",
+        "--logging-steps",
+        "1",
+        "--max-seq-length",
+        "64",
+        "--seed",
+        "5",
+    ]
+
+
+def test_sigkill_then_resume_ends_at_the_uninterrupted_weights(minilm_dir, medi_file, tmp_path):
+    straight = _run_cli(_cli_args(minilm_dir, medi_file, tmp_path / "straight"))
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+
+    interrupted = _run_cli(_cli_args(minilm_dir, medi_file, tmp_path / "killed"))
+    deadline = time.time() + 300
+    while not (tmp_path / "killed" / "checkpoint-4").exists():
+        assert interrupted.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.05)
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    assert not (tmp_path / "killed" / "checkpoint-12").exists()
+
+    resumed = _run_cli(_cli_args(minilm_dir, medi_file, tmp_path / "killed") + ["--resume"])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    for key, value in weights(tmp_path / "straight").items():
+        torch.testing.assert_close(weights(tmp_path / "killed")[key], value, atol=1e-6, rtol=1e-5)
+    assert [r["step"] for r in log(tmp_path / "killed")] == list(range(1, 13))
+    assert [r["loss"] for r in log(tmp_path / "killed")] == pytest.approx(
+        [r["loss"] for r in log(tmp_path / "straight")], rel=1e-5
+    )
+
+
+def test_two_processes_on_cpu(minilm_dir, medi_file, tmp_path):
+    """torchrun with two CPU processes (gloo): each rank trains on its slice of a same-task global batch."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "instructor_embed",
+        "train",
+        *_cli_args(minilm_dir, medi_file, tmp_path / "ddp", steps=4),
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = log(tmp_path / "ddp")
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert INSTRUCTOR(tmp_path / "ddp", device="cpu").get_sentence_embedding_dimension() == 384
+
+
+def test_invalid_rows_stop_the_cli_with_line_numbers(minilm_dir, medi_file, tmp_path):
+    with open(medi_file, "a") as handle:
+        handle.write(json.dumps({"query": ["i", "q"], "pos": ["i", "p"], "task_name": "qa"}) + "\n")
+    process = _run_cli(_cli_args(minilm_dir, medi_file, tmp_path / "bad"))
+    assert process.wait(timeout=120) == 2
+    error = process.stderr.read()
+    assert "line 17: field 'neg' is missing" in error and "--skip-invalid" in error
