@@ -85,6 +85,11 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--gradient-checkpointing", action="store_true")
     train.add_argument("--mixed-precision", choices=["no", "bf16"], default=defaults.mixed_precision)
     train.add_argument("--cache-chunk-size", type=int, help="GradCache chunk: large batches in small memory")
+    train.add_argument(
+        "--gather-across-processes",
+        action="store_true",
+        help="let each row compete with the queries and hard negatives of every process's batch",
+    )
     train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output-dir")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -35,3 +35,15 @@ def test_gradients_flow_and_a_perfect_batch_has_low_loss():
     loss = instructor_contrastive_loss(q, torch.eye(4), -torch.eye(4), 0.05)
     loss.backward()
     assert q.grad is not None and loss.item() < 1e-3
+
+
+def test_gathered_form_splits_the_global_loss_by_rows():
+    """Two processes each computing their rows against all queries and negatives = the global batch's loss."""
+    generator = torch.Generator().manual_seed(1)
+    q, p, n = (torch.randn(6, 8, generator=generator) for _ in range(3))
+    whole = instructor_contrastive_loss(q, p, n, 0.05)
+    halves = [
+        instructor_contrastive_loss(q[s], p[s], n[s], 0.05, all_queries=q, all_negatives=n, offset=s.start)
+        for s in (slice(0, 3), slice(3, 6))
+    ]
+    torch.testing.assert_close((halves[0] + halves[1]) / 2, whole)

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..model import INSTRUCTOR
 from ..tokenization import InstructionTokenizer, Item
 from .data import FIELDS, Example, load_medi
-from .loss import instructor_contrastive_loss
+from .loss import gathered_instructor_contrastive_loss, instructor_contrastive_loss
 from .sampler import TaskBatchSampler
 
 
@@ -53,6 +53,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     mixed_precision: str = "no"  # "no" or "bf16"
     cache_chunk_size: int | None = None  # GradCache: embed in chunks of this many texts; same loss, less memory
+    gather_across_processes: bool = False  # negatives from every process's batch (same task at the same step)
     tensorboard: bool = False
     show_progress: bool = True
 
@@ -70,6 +71,8 @@ class TrainConfig:
             raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
             raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
+        if self.cache_chunk_size is not None and self.gather_across_processes:
+            raise InputError("cache_chunk_size and gather_across_processes cannot be combined yet")
 
 
 class Collator:
@@ -178,7 +181,10 @@ def _step(model, batch: dict[str, torch.Tensor], config: TrainConfig, accelerato
     """One forward/backward over a batch of 3B rows (queries, positives, negatives); returns the loss."""
     if config.cache_chunk_size is None:
         embeddings = model(batch)["sentence_embedding"]
-        loss = instructor_contrastive_loss(*embeddings.chunk(3), config.cl_temperature)
+        loss_function = (
+            gathered_instructor_contrastive_loss if config.gather_across_processes else instructor_contrastive_loss
+        )
+        loss = loss_function(*embeddings.chunk(3), config.cl_temperature)
         accelerator.backward(loss)
         return loss.item()
     return _cached_step(model, batch, config, accelerator)

@@ -7,7 +7,8 @@ divided by the temperature τ (``cl_temperature``):
                                                                                   and every hard negative
          + CE_i( [s(p_i, q_1), ..., s(p_i, q_B)] , target i )                    positive vs its query
                                                                                   and every other query
-each term averaged over the batch.
+each term averaged over the batch. Across P processes, ``gathered_instructor_contrastive_loss`` lets each
+process's rows compete with the queries and hard negatives of all P·B rows.
 """
 
 from __future__ import annotations
@@ -17,11 +18,48 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def instructor_contrastive_loss(query: Tensor, positive: Tensor, negative: Tensor, temperature: float) -> Tensor:
-    """The loss for embeddings ``query``, ``positive``, ``negative`` of shape (B, D); negatives may number N != B."""
+def instructor_contrastive_loss(
+    query: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    temperature: float,
+    *,
+    all_queries: Tensor | None = None,
+    all_negatives: Tensor | None = None,
+    offset: int = 0,
+) -> Tensor:
+    """The loss for this batch's rows ``query``, ``positive``, ``negative`` (B, D).
+
+    ``all_queries``/``all_negatives`` (M, D) widen the candidates (default: this batch's own);
+    row i's own query is ``all_queries[offset + i]``.
+    """
     query, positive, negative = (F.normalize(x.float(), dim=-1) for x in (query, positive, negative))
-    query_positive = query @ positive.T / temperature  # (B, B): [i, j] = s(q_i, p_j)
-    query_negative = query @ negative.T / temperature  # (B, N)
-    first = torch.cat([query_positive.diagonal().unsqueeze(1), query_negative], dim=1)  # (B, 1 + N)
+    all_queries = query if all_queries is None else F.normalize(all_queries.float(), dim=-1)
+    all_negatives = negative if all_negatives is None else F.normalize(all_negatives.float(), dim=-1)
+    own = (query * positive).sum(-1, keepdim=True) / temperature  # (B, 1): s(q_i, p_i)
+    query_negative = query @ all_negatives.T / temperature  # (B, M)
+    positive_query = positive @ all_queries.T / temperature  # (B, M): [i, j] = s(p_i, q_j)
     targets = torch.arange(query.shape[0], device=query.device)
-    return F.cross_entropy(first, torch.zeros_like(targets)) + F.cross_entropy(query_positive.T, targets)
+    first = F.cross_entropy(torch.cat([own, query_negative], dim=1), torch.zeros_like(targets))
+    return first + F.cross_entropy(positive_query, targets + offset)
+
+
+def gathered_instructor_contrastive_loss(
+    query: Tensor, positive: Tensor, negative: Tensor, temperature: float
+) -> Tensor:
+    """The loss with queries and hard negatives gathered from every process (gradients flow back to their owners)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return instructor_contrastive_loss(query, positive, negative, temperature)
+    from torch.distributed.nn.functional import all_gather
+
+    return instructor_contrastive_loss(
+        query,
+        positive,
+        negative,
+        temperature,
+        all_queries=torch.cat(all_gather(query)),
+        all_negatives=torch.cat(all_gather(negative)),
+        offset=dist.get_rank() * query.shape[0],
+    )
