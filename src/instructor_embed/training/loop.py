@@ -90,8 +90,11 @@ class Collator:
 def train(config: TrainConfig) -> Path:
     """Train and return the output directory, which then holds the final model (``INSTRUCTOR(output_dir)``),
     ``checkpoint-N`` folders and ``train_log.jsonl``."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    try:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+    except ImportError as exc:
+        raise InputError("training needs accelerate: pip install 'instructor-embed[train]'") from exc
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
