@@ -51,7 +51,32 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_train_parser(commands)
+    _add_evaluate_parser(commands)
     return parser
+
+
+def _add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate on MTEB tasks (offline: local tasks from the shared data)",
+        description="Evaluate models on MTEB tasks with each task's instruction, using mteb's own evaluators. "
+        "Tasks with local data (see 'all-local') are read from --data-dir; others are fetched by mteb. "
+        "Writes OUTPUT/results.json and results.md (several models: one folder each, plus comparison.md). "
+        "Needs the 'eval' extra.",
+    )
+    evaluate.add_argument("--model", action="append", required=True, help="Hub id or directory; repeat to compare")
+    evaluate.add_argument("--tasks", required=True, help="comma-separated MTEB task names, or all-local")
+    evaluate.add_argument("--output-dir", required=True)
+    evaluate.add_argument(
+        "--instructions",
+        help="hkunlp/instructor-{base,large,xl}, a JSON file, or none "
+        "(default: the set matching the model id, else none)",
+    )
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument(
+        "--data-dir", help="local task data (default: $INSTRUCTOR_EMBED_SHARED/data or ../shared/data)"
+    )
+    evaluate.add_argument("--device")
 
 
 def _add_train_parser(commands) -> None:
@@ -97,7 +122,8 @@ def _add_train_parser(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _train(args) if args.command == "train" else _encode(args)
+        commands = {"train": _train, "evaluate": _evaluate, "encode": _encode}
+        return commands[args.command](args)
     except InstructorEmbedError as exc:
         print(f"instructor-embed: error: {exc}", file=sys.stderr)
         return 2
@@ -131,6 +157,26 @@ def _encode(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {len(records)} embeddings of {dimension} dims to {args.output}", file=sys.stderr)
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.runner import EvalConfig, evaluate
+
+    config = EvalConfig(
+        models=tuple(args.model),
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        output_dir=args.output_dir,
+        instructions=args.instructions,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        device=args.device,
+    )
+    results = evaluate(config)
+    failed = [f"{model}: {task}" for model, tasks in results.items() for task, s in tasks.items() if "error" in s]
+    print(
+        f"results written to {args.output_dir}" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr
+    )
+    return 1 if failed else 0
 
 
 def _train(args: argparse.Namespace) -> int:
