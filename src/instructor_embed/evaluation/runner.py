@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..model import INSTRUCTOR
-from .instruction_sets import resolve_instructions
+from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
+from .instruction_sets import instruction_for, resolve_instructions
 from .local_tasks import LOCAL_TASKS, local_task
 from .mteb_adapter import MTEBEncoder
 
@@ -49,9 +50,14 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
         results = {}
         for name in tasks:
             try:
-                task = local_task(name, data_dir) if name in LOCAL_TASKS and data_dir.is_dir() else mteb.get_task(name)
-                outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
-                results[name] = _scores(outcome)
+                if name in BILLBOARD_INSTRUCTIONS:
+                    instruction = _billboard_instruction(config.instructions, instructions, name)
+                    results[name] = billboard_score(model, data_dir, name, instruction, config.batch_size)
+                else:
+                    local = name in LOCAL_TASKS and data_dir.is_dir()
+                    task = local_task(name, data_dir) if local else mteb.get_task(name)
+                    outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
+                    results[name] = _scores(outcome)
                 logger.info("%s %s: %.4f", model_name, name, results[name]["main_score"])
             except Exception as exc:  # one failing task must not stop the others; its error is reported
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -65,10 +71,16 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     return everything
 
 
+def _billboard_instruction(choice: str | None, instructions: dict, name: str) -> str | None:
+    if choice == "none":
+        return None
+    return instruction_for(instructions, name, "query") or BILLBOARD_INSTRUCTIONS[name]
+
+
 def _task_names(requested: tuple[str, ...]) -> list[str]:
     names = []
     for name in requested:
-        names += list(LOCAL_TASKS) if name == "all-local" else [name]
+        names += [*LOCAL_TASKS, *BILLBOARD_INSTRUCTIONS] if name == "all-local" else [name]
     if not names:
         raise InputError("no tasks given")
     return list(dict.fromkeys(names))
