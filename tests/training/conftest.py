@@ -17,28 +17,29 @@ PAIRS = [
 ]
 
 
+TASKS = [  # task, query instruction, document instruction, (query, positive, negative) triples
+    (
+        "qa",
+        "Represent the question for retrieving supporting answers: ",
+        "Represent the answer for retrieval: ",
+        QUESTIONS,
+    ),
+    ("sts", STS := "Represent the sentence for retrieving duplicate sentences: ", STS, PAIRS),
+]
+
+
 def medi_rows(repeat: int = 2) -> list[dict]:
-    rows = []
-    for _ in range(repeat):
-        for q, p, n in QUESTIONS:
-            rows.append(
-                {
-                    "query": ["Represent the question for retrieving supporting answers: ", q],
-                    "pos": ["Represent the answer for retrieval: ", p],
-                    "neg": ["Represent the answer for retrieval: ", n],
-                    "task_name": "qa",
-                }
-            )
-        for q, p, n in PAIRS:
-            rows.append(
-                {
-                    "query": ["Represent the sentence for retrieving duplicate sentences: ", q],
-                    "pos": ["Represent the sentence for retrieving duplicate sentences: ", p],
-                    "neg": ["Represent the sentence for retrieving duplicate sentences: ", n],
-                    "task_name": "sts",
-                }
-            )
-    return rows
+    return [
+        {
+            "query": [query_instruction, q],
+            "pos": [document_instruction, p],
+            "neg": [document_instruction, n],
+            "task_name": task,
+        }
+        for _ in range(repeat)
+        for task, query_instruction, document_instruction, triples in TASKS
+        for q, p, n in triples
+    ]
 
 
 @pytest.fixture
