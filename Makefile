@@ -32,7 +32,7 @@ goldens: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py
 
 # Speed and accuracy, side by side with InstructorEmbedding 1.0.1 and sentence-transformers (needs ../shared;
-# about 15 minutes on 2 cores). Writes benchmarks/results/cpu.{json,md,png}.
+# 13 minutes on 2 cores, plus the reference venv once). Writes benchmarks/results/cpu.{json,md,png}.
 bench: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py --venv-only
 	$(BIN)/python benchmarks/run.py
