@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_golden
+from support import load_golden
 
 from instructor_embed import INSTRUCTOR
 

@@ -11,7 +11,7 @@ pytest.importorskip("mteb")
 
 
 def test_builtin_sets_are_the_authors(tmp_path):
-    from conftest import SHARED
+    from support import SHARED
 
     sets = builtin_sets()
     assert set(sets) == {"hkunlp/instructor-base", "hkunlp/instructor-large", "hkunlp/instructor-xl"}
@@ -73,7 +73,7 @@ def test_adapter_gives_each_task_and_side_its_instruction(tiny_model):
 
 
 def test_cli_reports_a_failing_task_and_runs_the_rest(minilm_dir, tmp_path, capsys):
-    from conftest import shared_path
+    from support import shared_path
 
     from instructor_embed.cli import main
 
