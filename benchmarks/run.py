@@ -356,11 +356,15 @@ def markdown_table(report: dict) -> str:
             " / ".join(f"{r['cosine_vs_fp32']['min']:.5f}" for r in (short, long)) if "cosine_vs_fp32" in short else ""
         )
         lines.append(
-            f"| {row['name']} | {short['items_per_s']:.1f} | {short.get('speedup', 0):.2f}x | {long['items_per_s']:.1f} "
-            f"| {long.get('speedup', 0):.2f}x | {100 * short['fraction_of_peak']:.0f}% ({row['arithmetic']}) "
+            f"| {row['name']} | {short['items_per_s']:.1f} | {_speedup(short)} | {long['items_per_s']:.1f} "
+            f"| {_speedup(long)} | {100 * short['fraction_of_peak']:.0f}% ({row['arithmetic']}) "
             f"| {row['peak_rss_mb']} | {cos} | {row['sts_b_spearman_minilm']:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _speedup(entry: dict) -> str:
+    return f"{entry['speedup']:.2f}x" if "speedup" in entry else "—"  # no reference in this run
 
 
 def chart(report: dict, path: Path) -> None:
@@ -382,7 +386,7 @@ def chart(report: dict, path: Path) -> None:
             axis.text(
                 bar.get_width(),
                 bar.get_y() + bar.get_height() / 2,
-                f" {row[name].get('speedup', 0):.2f}x",
+                f" {_speedup(row[name])}",
                 va="center",
                 fontsize=8,
             )
