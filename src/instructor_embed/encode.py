@@ -63,12 +63,11 @@ def encode_items(
                 per_item[index] = _row_output(features, row, len(ids[index]), output_value)
     if output_value != "sentence_embedding":
         return per_item
-    dimension = model.get_sentence_embedding_dimension() if not pieces else pieces[0].shape[1]
     if not pieces:
-        return torch.zeros((0, dimension), device=device)
-    order = torch.tensor([index for batch in batches for index in batch], device=device)
-    result = torch.empty((len(items), dimension), device=device, dtype=pieces[0].dtype)
-    result[order] = torch.cat(pieces)
+        return torch.zeros((0, model.get_sentence_embedding_dimension()), device=device)
+    in_batch_order = torch.cat(pieces)
+    result = torch.empty_like(in_batch_order)
+    result[torch.tensor([index for batch in batches for index in batch], device=device)] = in_batch_order
     return result
 
 

@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,15 +68,19 @@ def _txt_rows(path: Path) -> Iterator[Row]:
             yield line_number, None, None, line.rstrip("\r\n")
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, object]]:
+    """``(line number, value)`` for each non-blank line; invalid JSON stops with the file and line named."""
+    for line_number, line in enumerate(lines, start=1):
+        if line.strip():
             try:
-                row = json.loads(line)
+                yield line_number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
+
+
+def _jsonl_rows(path: Path) -> Iterator[Row]:
+    with open(path, encoding="utf-8") as handle:
+        for line_number, row in iter_jsonl(handle, path):
             if not isinstance(row, dict):
                 raise InputError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
             yield line_number, *_fields(row, path, line_number)

@@ -7,11 +7,11 @@ the maximum cosine over its references; the task's score is the Pearson correlat
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import InputError
 from ..model import INSTRUCTOR
+from ..records import iter_jsonl
 
 # Our instructions from the paper's template (the authors' Billboard instructions are not in the shared set);
 # override them with a JSON instruction file keyed by these task names.
@@ -49,12 +49,5 @@ def billboard_score(
 def _jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise InputError(f"missing Billboard file {path}")
-    rows = []
     with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
-    return rows
+        return [row for _, row in iter_jsonl(handle, path)]

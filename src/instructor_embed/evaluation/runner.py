@@ -18,7 +18,6 @@ from .local_tasks import LOCAL_TASKS, local_task
 from .mteb_adapter import MTEBEncoder
 
 logger = logging.getLogger(__name__)
-DEFAULT_DATA_DIR = Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", Path.cwd().parent / "shared")) / "data"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     import mteb
 
     tasks = _task_names(config.tasks)
-    data_dir = Path(config.data_dir) if config.data_dir else DEFAULT_DATA_DIR
+    data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     everything = {}
@@ -69,6 +68,11 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     if len(config.models) > 1:
         (output / "comparison.md").write_text(comparison_table(everything), encoding="utf-8")
     return everything
+
+
+def default_data_dir() -> Path:
+    """``$INSTRUCTOR_EMBED_SHARED/data``, else ``../shared/data`` from the current directory."""
+    return Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", Path.cwd().parent / "shared")) / "data"
 
 
 def _billboard_instruction(choice: str | None, instructions: dict, name: str) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..records import iter_jsonl
 
 FIELDS = ("query", "pos", "neg")
 _CHUNK = 1 << 20
@@ -104,13 +105,8 @@ def iter_rows(path: Path) -> Iterator[tuple[str, object]]:
         if first == "[":
             yield from _json_array_rows(handle, path)
             return
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
-                yield f"{path}, line {line_number}", row
+        for line_number, row in iter_jsonl(handle, path):
+            yield f"{path}, line {line_number}", row
 
 
 def _first_char(handle) -> str:
