@@ -60,12 +60,18 @@ def _add_evaluate_parser(commands) -> None:
         "evaluate",
         help="evaluate on MTEB tasks (offline: local tasks from the shared data)",
         description="Evaluate models on MTEB tasks with each task's instruction, using mteb's own evaluators. "
-        "Tasks with local data (see 'all-local') are read from --data-dir; others are fetched by mteb. "
-        "Writes OUTPUT/results.json and results.md (several models: one folder each, plus comparison.md). "
-        "Needs the 'eval' extra.",
+        "Tasks with local data (see 'all-local') are read from --data-dir; others are fetched by mteb; a .json "
+        "entry is a task spec on your own data (sts, classification, clustering or retrieval). "
+        "Writes OUTPUT/results.json and results.md (several models: one folder each, plus comparison.md and "
+        "comparison.png). Needs the 'eval' extra.",
     )
     evaluate.add_argument("--model", action="append", required=True, help="Hub id or directory; repeat to compare")
-    evaluate.add_argument("--tasks", required=True, help="comma-separated MTEB task names, or all-local")
+    evaluate.add_argument(
+        "--tasks",
+        required=True,
+        help="comma-separated MTEB task names, task spec files (.json), or all-local (STSBenchmark, STS12-16, "
+        "SICK-R, Banking77Classification, MSMARCO-sample, Billboard-cnndm, Billboard-mscoco)",
+    )
     evaluate.add_argument("--output-dir", required=True)
     evaluate.add_argument(
         "--instructions",
@@ -77,6 +83,7 @@ def _add_evaluate_parser(commands) -> None:
         "--data-dir", help="local task data (default: $INSTRUCTOR_EMBED_SHARED/data or ../shared/data)"
     )
     evaluate.add_argument("--device")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_train_parser(commands) -> None:
@@ -170,6 +177,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         data_dir=args.data_dir,
         device=args.device,
+        show_progress=not args.quiet,
     )
     results = evaluate(config)
     failed = [f"{model}: {task}" for model, tasks in results.items() for task, s in tasks.items() if "error" in s]

@@ -1,7 +1,9 @@
 """Offline MTEB tasks: mteb's own task definitions (metadata, evaluator, main score) fed with local files.
 
 Scores are therefore computed exactly as on the MTEB leaderboard; only where the data comes from changes.
-``data_dir`` is the shared data folder (``../shared/data`` or ``--data-dir``).
+``data_dir`` is the shared data folder (``../shared/data`` or ``--data-dir``). ``MSMARCO-sample`` has no mteb
+counterpart (50 TREC-DL queries over 5000 passages): it is an mteb retrieval task built like a user's own,
+scored by mteb's retrieval evaluator, and takes the MSMARCO instructions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
+from .task_data import read_beir
+from .user_tasks import mteb_task
 
 STS_YEARS = {"STS12": "2012", "STS13": "2013", "STS14": "2014", "STS15": "2015", "STS16": "2016"}
 
@@ -68,12 +72,26 @@ def _banking77(data_dir: Path) -> dict:
     }
 
 
+MSMARCO_SAMPLE_DESCRIPTION = (
+    "50 TREC Deep Learning queries with graded judgements over a 5000-passage sample of MS MARCO; "
+    "not comparable with MSMARCO or TRECDL2019 on the leaderboard, which search the full 8.8M passages."
+)
+# A local task without an mteb counterpart takes the instructions of the task it samples.
+INSTRUCTIONS_FROM = {"MSMARCO-sample": "MSMARCO"}
+
 LOCAL_TASKS: dict[str, Callable[[Path], dict]] = {
     "STSBenchmark": _stsbenchmark,
     **{name: _semeval(year) for name, year in STS_YEARS.items()},
     "SICK-R": _sick_r,
     "Banking77Classification": _banking77,
+    "MSMARCO-sample": lambda data_dir: {"default": {"test": read_beir(data_dir / "retrieval/msmarco-sample")}},
 }
+
+
+def uses_local_data(name: str, data_dir: Path) -> bool:
+    """Whether ``name`` runs on local data: a local task whose data folder exists, or one mteb does not know
+    (which then fails naming the missing folder); mteb's own tasks otherwise load from the Hub."""
+    return name in LOCAL_TASKS and (data_dir.is_dir() or name in INSTRUCTIONS_FROM)
 
 
 def local_task(name: str, data_dir: Path):
@@ -84,10 +102,13 @@ def local_task(name: str, data_dir: Path):
         raise InputError(f"no local data for task {name!r}; local tasks: {', '.join(LOCAL_TASKS)}")
     if not data_dir.is_dir():
         raise InputError(f"data folder {data_dir} does not exist (use --data-dir)")
-    task = mteb.get_task(name)
     try:
-        task.dataset = LOCAL_TASKS[name](data_dir)
+        dataset = LOCAL_TASKS[name](data_dir)
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise InputError(f"{name}: cannot read its local data under {data_dir}: {exc}") from exc
+    if name == "MSMARCO-sample":
+        return mteb_task("retrieval", name, MSMARCO_SAMPLE_DESCRIPTION, dataset)
+    task = mteb.get_task(name)
+    task.dataset = dataset
     task.data_loaded = True
     return task

@@ -1,21 +1,24 @@
-"""``evaluate``: models × tasks through mteb, each task isolated, results written as JSON and markdown."""
+"""``evaluate``: models × tasks through mteb, each task isolated, results written as reports."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import traceback
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
 from ..model import INSTRUCTOR
 from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
-from .instruction_sets import instruction_for, resolve_instructions
-from .local_tasks import LOCAL_TASKS, local_task
+from .instruction_sets import Instruction, instruction_for, resolve_instructions
+from .local_tasks import INSTRUCTIONS_FROM, LOCAL_TASKS, local_task, uses_local_data
 from .mteb_adapter import MTEBEncoder
+from .reports import comparison_chart, comparison_table, write_reports
+from .user_tasks import UserTask, is_task_spec, load_user_task
 
 logger = logging.getLogger(__name__)
 
@@ -25,54 +28,108 @@ class EvalConfig:
     """What to evaluate, and where to write it."""
 
     models: tuple[str, ...]
-    tasks: tuple[str, ...]  # MTEB task names, or "all-local"
+    tasks: tuple[str, ...]  # MTEB task names, "all-local", or task spec files (.json)
     output_dir: str
     instructions: str | None = None  # a built-in set's model id, a JSON file, "none"; None: match the model
     batch_size: int = 32
     data_dir: str | None = None  # local task data (default ../shared/data)
     device: str | None = None
+    show_progress: bool = False
 
 
 def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
-    """Scores per model and task (mteb's scale, 0–1); a failing task is recorded under ``"error"``."""
-    import mteb
+    """Scores per model and task (mteb's scale, 0–1); a failing task is recorded under ``"error"``.
 
-    tasks = _task_names(config.tasks)
+    Task spec files are read and checked before any model loads. With several models, the output folder
+    gets one folder per model plus ``comparison.md`` and ``comparison.png``.
+    """
+    jobs: dict[str, UserTask | None] = {}  # task name → its spec's task, or None for a named task
+    for entry in _task_entries(config.tasks):
+        user_task = load_user_task(entry) if is_task_spec(entry) else None
+        name = user_task.name if user_task else entry
+        if name in jobs:
+            raise InputError(f"two tasks are named {name!r} (--tasks entry {entry!r})")
+        jobs[name] = user_task
     data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    labels = _model_labels(config.models)
     everything = {}
-    for model_name in config.models:
-        model = INSTRUCTOR(model_name, device=config.device)
-        instructions = resolve_instructions(config.instructions, model_name)
-        encoder = MTEBEncoder(model, _short_name(model_name), instructions, config.batch_size)
-        results = {}
-        for name in tasks:
-            try:
-                if name in BILLBOARD_INSTRUCTIONS:
-                    instruction = _billboard_instruction(config.instructions, instructions, name)
-                    results[name] = billboard_score(model, data_dir, name, instruction, config.batch_size)
-                else:
-                    local = name in LOCAL_TASKS and data_dir.is_dir()
-                    task = local_task(name, data_dir) if local else mteb.get_task(name)
-                    outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
-                    results[name] = _scores(outcome)
-                logger.info("%s %s: %.4f", model_name, name, results[name]["main_score"])
-            except Exception as exc:  # one failing task must not stop the others; its error is reported
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"}
-                logger.warning("%s failed on %s: %s", model_name, name, results[name]["error"])
-                logger.debug(traceback.format_exc())
-        everything[model_name] = results
-        folder = output if len(config.models) == 1 else output / _short_name(model_name)
-        write_reports(folder, model_name, results)
+    with _datasets_progress(config.show_progress):
+        for model_name, label in zip(config.models, labels, strict=True):
+            everything[model_name] = _evaluate_model(model_name, label, jobs, data_dir, config)
+            write_reports(output if len(config.models) == 1 else output / label, model_name, everything[model_name])
     if len(config.models) > 1:
-        (output / "comparison.md").write_text(comparison_table(everything), encoding="utf-8")
+        by_label = dict(zip(labels, everything.values(), strict=True))
+        (output / "comparison.md").write_text(comparison_table(by_label), encoding="utf-8")
+        comparison_chart(by_label, output / "comparison.png")
     return everything
+
+
+@contextmanager
+def _datasets_progress(show: bool) -> Iterator[None]:
+    """mteb's data preparation shows ``datasets`` progress bars; keep them off unless progress is wanted."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not show:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def _evaluate_model(
+    model_name: str, label: str, jobs: dict[str, UserTask | None], data_dir: Path, config: EvalConfig
+) -> dict[str, dict]:
+    """One model on every task."""
+    import mteb
+    from tqdm.auto import tqdm
+
+    model = INSTRUCTOR(model_name, device=config.device)
+    instructions = _instructions(config.instructions, model_name, [job for job in jobs.values() if job])
+    encoder = MTEBEncoder(model, label, instructions, config.batch_size)
+    results = {}
+    progress = tqdm(jobs.items(), disable=not config.show_progress, unit="task")
+    for name, user_task in progress:
+        progress.set_description(f"{label}: {name}")
+        try:
+            if name in BILLBOARD_INSTRUCTIONS:
+                instruction = _billboard_instruction(config.instructions, instructions, name)
+                results[name] = billboard_score(model, data_dir, name, instruction, config.batch_size)
+            else:
+                if user_task is not None:
+                    task = user_task.task
+                elif uses_local_data(name, data_dir):
+                    task = local_task(name, data_dir)
+                else:
+                    task = mteb.get_task(name)
+                outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
+                results[name] = _scores(outcome)
+            logger.info("%s %s: %.4f", model_name, name, results[name]["main_score"])
+        except Exception as exc:  # one failing task must not stop the others; its error is reported
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            logger.warning("%s failed on %s: %s", model_name, name, results[name]["error"])
+            logger.debug(traceback.format_exc())
+    return results
 
 
 def default_data_dir() -> Path:
     """``$INSTRUCTOR_EMBED_SHARED/data``, else ``../shared/data`` from the current directory."""
     return Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", Path.cwd().parent / "shared")) / "data"
+
+
+def _instructions(choice: str | None, model_name: str, user_tasks: Iterable[UserTask]) -> dict[str, Instruction]:
+    """The chosen set, plus the local tasks' borrowed instructions and the spec files' own instructions
+    (an entry in the chosen set wins); ``none`` means none at all."""
+    chosen = resolve_instructions(choice, model_name)
+    if choice == "none":
+        return {}
+    borrowed = {local: chosen[source] for local, source in INSTRUCTIONS_FROM.items() if source in chosen}
+    own = {task.name: task.instruction for task in user_tasks if task.instruction is not None}
+    return {**own, **borrowed, **chosen}
 
 
 def _billboard_instruction(choice: str | None, instructions: dict, name: str) -> str | None:
@@ -81,13 +138,13 @@ def _billboard_instruction(choice: str | None, instructions: dict, name: str) ->
     return instruction_for(instructions, name, "query") or BILLBOARD_INSTRUCTIONS[name]
 
 
-def _task_names(requested: tuple[str, ...]) -> list[str]:
-    names = []
-    for name in requested:
-        names += [*LOCAL_TASKS, *BILLBOARD_INSTRUCTIONS] if name == "all-local" else [name]
-    if not names:
+def _task_entries(requested: tuple[str, ...]) -> list[str]:
+    entries = []
+    for entry in requested:
+        entries += [*LOCAL_TASKS, *BILLBOARD_INSTRUCTIONS] if entry == "all-local" else [entry]
+    if not entries:
         raise InputError("no tasks given")
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(entries))
 
 
 def _scores(outcome) -> dict:
@@ -97,32 +154,16 @@ def _scores(outcome) -> dict:
     return {"main_score": float(outcome.get_score()), "split": split, **metrics}
 
 
-def _short_name(model_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name.rstrip("/").split("/")[-1]) or "model"
-
-
-def write_reports(folder: Path, model_name: str, results: dict[str, dict]) -> None:
-    """``results.json`` ({task: {main_score, ...}}, mteb's scale) and ``results.md`` (scores × 100)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# {model_name}", "", "| task | main score (×100) |", "| --- | ---: |"]
-    for task, scores in results.items():
-        value = f"{100 * scores['main_score']:.2f}" if "main_score" in scores else f"failed: {scores['error']}"
-        lines.append(f"| {task} | {value} |")
-    scored = [s["main_score"] for s in results.values() if "main_score" in s]
-    if scored:
-        lines.append(f"| **average** | **{100 * sum(scored) / len(scored):.2f}** |")
-    (folder / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def comparison_table(everything: dict[str, dict[str, dict]]) -> str:
-    models = list(everything)
-    tasks = list(dict.fromkeys(task for results in everything.values() for task in results))
-    lines = ["| task | " + " | ".join(models) + " |", "| --- |" + " ---: |" * len(models)]
-    for task in tasks:
-        cells = []
-        for model in models:
-            scores = everything[model].get(task, {})
-            cells.append(f"{100 * scores['main_score']:.2f}" if "main_score" in scores else "—")
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def _model_labels(models: tuple[str, ...]) -> list[str]:
+    """A short, distinct, file-name-safe label per model (its last path part; ``-2``, ``-3`` … for repeats)."""
+    if len(set(models)) != len(models):
+        raise InputError(f"a --model is given twice: {', '.join(sorted({m for m in models if models.count(m) > 1}))}")
+    labels: list[str] = []
+    for model in models:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", model.rstrip("/").split("/")[-1]) or "model"
+        label, number = base, 1
+        while label in labels:
+            number += 1
+            label = f"{base}-{number}"
+        labels.append(label)
+    return labels
