@@ -118,6 +118,7 @@ def test_spec_instructions_reach_the_encoder(user_data):
     large = _instructions("hkunlp/instructor-large", "./my-model", tasks)
     assert large["MSMARCO-sample"] == builtin_sets()["hkunlp/instructor-large"]["MSMARCO"]
     assert large["MyIntents"] == mine["MyIntents"]
+    assert tasks[0].task.samples_per_label == 8 and tasks[2].task.min_score == 0 and tasks[2].task.max_score == 5
 
 
 def _spec_error(tmp_path, files: dict[str, str], spec: dict) -> str:
@@ -146,6 +147,11 @@ BEIR_FILES = {
         ({}, {"name": "X", "type": "clustering", "test": "t.txt"}, "unsupported table type '.txt'"),
         ({}, {"type": "sts", "test": "t.csv"}, "'name' must be a non-empty string"),
         ({}, {"name": "X", "type": "sts", "test": "t.csv", "instruction": {"query": "q"}}, "must be a string"),
+        (
+            {},
+            {"name": "X", "type": "classification", "train": "a.csv", "test": "b.csv", "samples_per_label": "all"},
+            "samples_per_label must be a positive integer",
+        ),
         (
             {"t.csv": "sentence1,sentence2,score\na,b,1\nc,d,high\n"},
             {"name": "X", "type": "sts", "test": "t.csv"},
@@ -226,10 +232,11 @@ def test_two_models_give_a_comparison_table_and_chart(minilm_dir, tiny_t5_dir, u
 def test_model_labels_are_distinct():
     from instructor_embed.evaluation.runner import _model_labels
 
-    assert _model_labels(("hkunlp/instructor-large", "/a/model", "/b/model/")) == [
+    assert _model_labels(("hkunlp/instructor-large", "/x/a/model", "/x/b/model/", "a/model")) == [
         "instructor-large",
-        "model",
-        "model-2",
+        "a_model",
+        "b_model",
+        "a_model-2",
     ]
     with pytest.raises(InputError, match="given twice"):
         _model_labels(("x", "x"))
@@ -242,3 +249,11 @@ def test_msmarco_sample_is_a_local_retrieval_task(minilm_dir, tmp_path):
     assert "error" not in scores, scores
     # Measured with this harness (2026-11-23): nDCG@10 0.79766 over 43 judged queries and 5000 passages.
     assert scores["main_score"] == scores["ndcg_at_10"] == pytest.approx(0.7977, abs=0.002)
+
+
+def test_a_model_that_does_not_load_fails_its_tasks_and_the_next_still_runs(minilm_dir, user_data, tmp_path):
+    missing = tmp_path / "no-such-model"
+    results = _evaluate([missing, minilm_dir], [user_data["sts"]], tmp_path / "out")
+    assert "model did not load" in results[str(missing)]["MySTS"]["error"]
+    assert results[str(minilm_dir)]["MySTS"]["main_score"] > 0.8
+    assert "| MySTS | — | 82.0" in (tmp_path / "out/comparison.md").read_text()

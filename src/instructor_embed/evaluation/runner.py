@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, ModelLoadError
 from ..model import INSTRUCTOR
 from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
 from .instruction_sets import Instruction, instruction_for, resolve_instructions
@@ -84,11 +84,15 @@ def _datasets_progress(show: bool) -> Iterator[None]:
 def _evaluate_model(
     model_name: str, label: str, jobs: dict[str, UserTask | None], data_dir: Path, config: EvalConfig
 ) -> dict[str, dict]:
-    """One model on every task."""
+    """One model on every task; a model that cannot load fails each of its tasks, and the next model runs."""
     import mteb
     from tqdm.auto import tqdm
 
-    model = INSTRUCTOR(model_name, device=config.device)
+    try:
+        model = INSTRUCTOR(model_name, device=config.device)
+    except ModelLoadError as exc:
+        logger.warning("cannot load %s: %s", model_name, exc)
+        return {name: {"error": f"model did not load: {type(exc).__name__}: {exc}"} for name in jobs}
     instructions = _instructions(config.instructions, model_name, [job for job in jobs.values() if job])
     encoder = MTEBEncoder(model, label, instructions, config.batch_size)
     results = {}
@@ -155,12 +159,18 @@ def _scores(outcome) -> dict:
 
 
 def _model_labels(models: tuple[str, ...]) -> list[str]:
-    """A short, distinct, file-name-safe label per model (its last path part; ``-2``, ``-3`` … for repeats)."""
+    """A short, distinct, file-name-safe label per model: its last path part, with its parent's name where
+    two models share a last part, numbered where that is not enough."""
     if len(set(models)) != len(models):
         raise InputError(f"a --model is given twice: {', '.join(sorted({m for m in models if models.count(m) > 1}))}")
+    parts = [
+        [re.sub(r"[^A-Za-z0-9._-]+", "_", p) for p in model.rstrip("/").split("/") if p] or ["model"]
+        for model in models
+    ]
+    lasts = [p[-1] for p in parts]
     labels: list[str] = []
-    for model in models:
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", model.rstrip("/").split("/")[-1]) or "model"
+    for path in parts:
+        base = "_".join(path[-2:]) if lasts.count(path[-1]) > 1 else path[-1]
         label, number = base, 1
         while label in labels:
             number += 1

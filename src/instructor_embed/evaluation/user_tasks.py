@@ -15,7 +15,9 @@ retrieval       ``folder``: a BEIR folder; ``split`` (default test)   nDCG@10
 =============== ===================================================== ==================================
 
 Tables are .csv/.tsv with a header row, or .jsonl. Optional keys: ``description``; for sts ``min_score`` and
-``max_score`` (default: the data's range); for retrieval an ``instruction`` may be ``{"query": …, "corpus": …}``.
+``max_score`` (default: the data's range); for classification ``samples_per_label`` (training examples per
+label in each of mteb's 10 runs; default 8, as on MTEB); for retrieval an ``instruction`` may be
+``{"query": …, "corpus": …}``.
 """
 
 from __future__ import annotations
@@ -24,17 +26,28 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InputError
 from .instruction_sets import Instruction
 from .task_data import number_field, read_beir, read_table, text_field
 
-# type → (mteb base class, mteb task type, main score, file keys, optional keys)
-TASK_TYPES: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...]]] = {
-    "sts": ("AbsTaskSTS", "STS", "cosine_spearman", ("test",), ("min_score", "max_score")),
-    "classification": ("AbsTaskClassification", "Classification", "accuracy", ("train", "test"), ()),
-    "clustering": ("AbsTaskClustering", "Clustering", "v_measure", ("test",), ()),
-    "retrieval": ("AbsTaskRetrieval", "Retrieval", "ndcg_at_10", ("folder",), ("split",)),
+
+class TaskKind(NamedTuple):
+    base: str  # mteb's task class
+    mteb_type: str
+    main_score: str
+    files: tuple[str, ...]  # the spec's required file keys
+    options: tuple[str, ...]  # the spec's optional keys for this type
+
+
+TASK_TYPES: dict[str, TaskKind] = {
+    "sts": TaskKind("AbsTaskSTS", "STS", "cosine_spearman", ("test",), ("min_score", "max_score")),
+    "classification": TaskKind(
+        "AbsTaskClassification", "Classification", "accuracy", ("train", "test"), ("samples_per_label",)
+    ),
+    "clustering": TaskKind("AbsTaskClustering", "Clustering", "v_measure", ("test",), ()),
+    "retrieval": TaskKind("AbsTaskRetrieval", "Retrieval", "ndcg_at_10", ("folder",), ("split",)),
 }
 COMMON_KEYS = ("name", "type", "instruction", "description")
 
@@ -59,7 +72,7 @@ def load_user_task(spec_path: str | Path) -> UserTask:
     spec = _read_spec(spec_path)
     kind = spec["type"]
     folder = spec_path.parent
-    files = {key: folder / spec[key] for key in TASK_TYPES[kind][3]}
+    files = {key: folder / spec[key] for key in TASK_TYPES[kind].files}
     attributes: dict = {}
     if kind == "retrieval":
         split = spec.get("split", "test")
@@ -72,6 +85,7 @@ def load_user_task(spec_path: str | Path) -> UserTask:
             tables, attributes = _sts_table(files["test"], spec)
         elif kind == "classification":
             tables = _labelled_tables(files, text_column="text", label_column="label")
+            attributes = {"samples_per_label": spec.get("samples_per_label", 8)}
         else:
             tables = _labelled_tables(files, text_column="sentences", label_column="labels")
         dataset = {name: Dataset.from_dict(columns) for name, columns in tables.items()}
@@ -86,20 +100,20 @@ def mteb_task(kind: str, name: str, description: str, dataset: dict, eval_split:
     import mteb.abstasks
     from mteb.abstasks.task_metadata import TaskMetadata
 
-    base_name, task_type, main_score, _, _ = TASK_TYPES[kind]
+    definition = TASK_TYPES[kind]
     metadata = TaskMetadata(
         name=name,
         description=description,
         dataset={"path": f"local/{name}", "revision": "local"},
-        type=task_type,
+        type=definition.mteb_type,
         category="t2t",
         modalities=["text"],
         eval_splits=[eval_split],
         eval_langs=["eng-Latn"],
-        main_score=main_score,
+        main_score=definition.main_score,
     )
     class_name = re.sub(r"\W", "", name) or "LocalTask"
-    task = type(class_name, (getattr(mteb.abstasks, base_name),), {"metadata": metadata, **attributes})()
+    task = type(class_name, (getattr(mteb.abstasks, definition.base),), {"metadata": metadata, **attributes})()
     task.dataset = dataset
     task.data_loaded = True
     return task
@@ -117,8 +131,8 @@ def _read_spec(path: Path) -> dict:
     kind = spec.get("type")
     if kind not in TASK_TYPES:
         raise InputError(f"{path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
-    _, _, _, file_keys, optional = TASK_TYPES[kind]
-    allowed = (*COMMON_KEYS, *file_keys, *optional)
+    file_keys = TASK_TYPES[kind].files
+    allowed = (*COMMON_KEYS, *file_keys, *TASK_TYPES[kind].options)
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
         raise InputError(
@@ -133,6 +147,9 @@ def _read_spec(path: Path) -> dict:
         if not (retrieval_pair and all(isinstance(v, str) for v in instruction.values())):
             expected = "a string or {'query': ..., 'corpus': ...}" if kind == "retrieval" else "a string"
             raise InputError(f"{path}: instruction must be {expected}")
+    samples = spec.get("samples_per_label", 8)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InputError(f"{path}: samples_per_label must be a positive integer")
     for key in ("min_score", "max_score"):
         if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
             raise InputError(f"{path}: {key} must be a number")
