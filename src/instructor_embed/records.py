@@ -78,6 +78,19 @@ def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, object]]
                 raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
 
 
+def read_json_object(path: Path, expected: str) -> dict:
+    """A JSON file holding one object; ``expected`` says what it should hold, for the error messages."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (expected {expected})")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: expected a JSON object: {expected}")
+    return value
+
+
 def _jsonl_rows(path: Path) -> Iterator[Row]:
     with open(path, encoding="utf-8") as handle:
         for line_number, row in iter_jsonl(handle, path):

@@ -257,3 +257,14 @@ def test_a_model_that_does_not_load_fails_its_tasks_and_the_next_still_runs(mini
     assert "model did not load" in results[str(missing)]["MySTS"]["error"]
     assert results[str(minilm_dir)]["MySTS"]["main_score"] > 0.8
     assert "| MySTS | — | 82.0" in (tmp_path / "out/comparison.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [("{not json", "invalid JSON"), ("[1, 2]", "expected a JSON object: a task spec")]
+)
+def test_a_spec_that_is_not_a_json_object_is_named(tmp_path, content, message):
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    (tmp_path / "spec.json").write_text(content)
+    with pytest.raises(InputError, match=message):
+        load_user_task(tmp_path / "spec.json")

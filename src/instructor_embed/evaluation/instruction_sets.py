@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from ..errors import InputError
+from ..records import read_json_object
 
 Instruction = str | dict[str, str]  # one instruction, or {"query": ..., "corpus": ...} for retrieval/reranking
 
@@ -29,21 +30,23 @@ def resolve_instructions(choice: str | None, model_id: str) -> dict[str, Instruc
     path = Path(choice)
     if not path.is_file():
         raise InputError(f"--instructions {choice!r}: not one of {sorted(sets)}, 'none', or an existing JSON file")
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from exc
-    if not isinstance(loaded, dict):
-        raise InputError(f"{path}: expected an object mapping task names to instructions")
+    loaded = read_json_object(path, "task names mapped to instructions")
     for task, value in loaded.items():
-        ok = isinstance(value, str) or (
-            isinstance(value, dict)
-            and set(value) == {"query", "corpus"}
-            and all(isinstance(v, str) for v in value.values())
-        )
-        if not ok:
+        if not is_instruction(value, pair_allowed=True):
             raise InputError(f"{path}: task {task!r} must map to a string or to {{'query': ..., 'corpus': ...}}")
     return loaded
+
+
+def is_instruction(value: object, pair_allowed: bool) -> bool:
+    """A string, or (where ``pair_allowed``) a ``{"query": str, "corpus": str}`` pair."""
+    if isinstance(value, str):
+        return True
+    return (
+        pair_allowed
+        and isinstance(value, dict)
+        and set(value) == {"query", "corpus"}
+        and all(isinstance(v, str) for v in value.values())
+    )
 
 
 def instruction_for(instructions: dict[str, Instruction], task: str, side: str | None) -> str | None:

@@ -22,14 +22,14 @@ label in each of mteb's 10 runs; default 8, as on MTEB); for retrieval an ``inst
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import InputError
-from .instruction_sets import Instruction
+from ..records import read_json_object
+from .instruction_sets import Instruction, is_instruction
 from .task_data import number_field, read_beir, read_table, text_field
 
 
@@ -120,14 +120,7 @@ def mteb_task(kind: str, name: str, description: str, dataset: dict, eval_split:
 
 
 def _read_spec(path: Path) -> dict:
-    if not path.is_file():
-        raise InputError(f"{path}: no such task spec file")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from exc
-    if not isinstance(spec, dict):
-        raise InputError(f"{path}: expected a JSON object with name, type and files")
+    spec = read_json_object(path, "a task spec with name, type and files")
     kind = spec.get("type")
     if kind not in TASK_TYPES:
         raise InputError(f"{path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
@@ -142,11 +135,9 @@ def _read_spec(path: Path) -> dict:
         if not isinstance(spec.get(key), str) or not spec[key].strip():
             raise InputError(f"{path}: {key!r} must be a non-empty string")
     instruction = spec.get("instruction")
-    retrieval_pair = kind == "retrieval" and isinstance(instruction, dict) and set(instruction) == {"query", "corpus"}
-    if instruction is not None and not isinstance(instruction, str):
-        if not (retrieval_pair and all(isinstance(v, str) for v in instruction.values())):
-            expected = "a string or {'query': ..., 'corpus': ...}" if kind == "retrieval" else "a string"
-            raise InputError(f"{path}: instruction must be {expected}")
+    if instruction is not None and not is_instruction(instruction, pair_allowed=kind == "retrieval"):
+        expected = "a string or {'query': ..., 'corpus': ...}" if kind == "retrieval" else "a string"
+        raise InputError(f"{path}: instruction must be {expected}")
     samples = spec.get("samples_per_label", 8)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise InputError(f"{path}: samples_per_label must be a positive integer")
