@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InputError
 from .task_data import read_beir
@@ -72,12 +73,23 @@ def _banking77(data_dir: Path) -> dict:
     }
 
 
-MSMARCO_SAMPLE_DESCRIPTION = (
-    "50 TREC Deep Learning queries with graded judgements over a 5000-passage sample of MS MARCO; "
-    "not comparable with MSMARCO or TRECDL2019 on the leaderboard, which search the full 8.8M passages."
-)
-# A local task without an mteb counterpart takes the instructions of the task it samples.
-INSTRUCTIONS_FROM = {"MSMARCO-sample": "MSMARCO"}
+class SampledTask(NamedTuple):
+    """A local task with no mteb counterpart: built as an mteb task of ``kind``, taking the instructions of
+    the mteb task it samples."""
+
+    kind: str
+    description: str
+    instructions_from: str
+
+
+SAMPLED_TASKS = {
+    "MSMARCO-sample": SampledTask(
+        "retrieval",
+        "50 TREC Deep Learning queries with graded judgements over a 5000-passage sample of MS MARCO; "
+        "not comparable with MSMARCO or TRECDL2019 on the leaderboard, which search the full 8.8M passages.",
+        "MSMARCO",
+    )
+}
 
 LOCAL_TASKS: dict[str, Callable[[Path], dict]] = {
     "STSBenchmark": _stsbenchmark,
@@ -91,7 +103,7 @@ LOCAL_TASKS: dict[str, Callable[[Path], dict]] = {
 def uses_local_data(name: str, data_dir: Path) -> bool:
     """Whether ``name`` runs on local data: a local task whose data folder exists, or one mteb does not know
     (which then fails naming the missing folder); mteb's own tasks otherwise load from the Hub."""
-    return name in LOCAL_TASKS and (data_dir.is_dir() or name in INSTRUCTIONS_FROM)
+    return name in LOCAL_TASKS and (data_dir.is_dir() or name in SAMPLED_TASKS)
 
 
 def local_task(name: str, data_dir: Path):
@@ -106,8 +118,8 @@ def local_task(name: str, data_dir: Path):
         dataset = LOCAL_TASKS[name](data_dir)
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise InputError(f"{name}: cannot read its local data under {data_dir}: {exc}") from exc
-    if name == "MSMARCO-sample":
-        return mteb_task("retrieval", name, MSMARCO_SAMPLE_DESCRIPTION, dataset)
+    if name in SAMPLED_TASKS:
+        return mteb_task(SAMPLED_TASKS[name].kind, name, SAMPLED_TASKS[name].description, dataset)
     task = mteb.get_task(name)
     task.dataset = dataset
     task.data_loaded = True

@@ -15,7 +15,7 @@ from ..errors import InputError, ModelLoadError
 from ..model import INSTRUCTOR
 from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
 from .instruction_sets import Instruction, instruction_for, resolve_instructions
-from .local_tasks import INSTRUCTIONS_FROM, LOCAL_TASKS, local_task, uses_local_data
+from .local_tasks import LOCAL_TASKS, SAMPLED_TASKS, local_task, uses_local_data
 from .mteb_adapter import MTEBEncoder
 from .reports import comparison_chart, comparison_table, write_reports
 from .user_tasks import UserTask, is_task_spec, load_user_task
@@ -131,7 +131,11 @@ def _instructions(choice: str | None, model_name: str, user_tasks: Iterable[User
     chosen = resolve_instructions(choice, model_name)
     if choice == "none":
         return {}
-    borrowed = {local: chosen[source] for local, source in INSTRUCTIONS_FROM.items() if source in chosen}
+    borrowed = {
+        local: chosen[sampled.instructions_from]
+        for local, sampled in SAMPLED_TASKS.items()
+        if sampled.instructions_from in chosen
+    }
     own = {task.name: task.instruction for task in user_tasks if task.instruction is not None}
     return {**own, **borrowed, **chosen}
 
