@@ -190,7 +190,7 @@ def _lengths(model, spec: dict) -> list[int]:
     """Tokens per item, instruction included, as the model reads them."""
     from instructor_embed.tokenization import Item
 
-    ids, _ = model.instruction_tokenizer([Item(spec["instruction"], text) for text in spec["texts"]])
+    ids = model.engine.tokenize([Item(spec["instruction"], text) for text in spec["texts"]]).ids
     return [len(row) for row in ids]
 
 

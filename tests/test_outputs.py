@@ -71,9 +71,19 @@ def test_progress_bar_does_not_change_results(tiny_model, capsys):
     np.testing.assert_allclose(quiet, shown, atol=1e-6)
 
 
-def test_device_argument(tiny_model):
-    out = tiny_model.encode(PAIRS, device="cpu")
-    assert out.shape == (2, 768) and tiny_model.device.type == "cpu"
+def test_device_argument_moves_the_model_only_when_it_is_elsewhere(tiny_t5_dir):
+    from instructor_embed import INSTRUCTOR
+
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu")
+    calls = []
+    # Spies as instance attributes: they record the calls and leave the weights where they are.
+    model.to = lambda device: calls.append(("to", torch.device(device))) or model
+    model.eval = lambda: calls.append("eval")
+    model.encode(PAIRS, device="cpu")
+    model.encode(PAIRS)
+    assert calls == []  # nothing to change: no move, no mode switch on every call
+    model.encode(PAIRS, device="meta")  # meta: a second device that every machine has
+    assert calls == [("to", torch.device("meta"))]
 
 
 def test_embeddings_can_feed_a_trainable_head(tiny_model):

@@ -39,7 +39,7 @@ class StageSpec:
     """One entry of ``modules.json``: which stage, and the directory holding its files."""
 
     stage: str  # "transformer" | "pooling" | "dense" | "normalize"
-    directory: Path
+    directory: Path | None  # None: a stage the checkpoint does not describe (a plain encoder's mean pooling)
 
 
 def resolve_model_dir(
@@ -112,7 +112,7 @@ def read_stage_specs(directory: Path) -> list[StageSpec]:
                 f"{directory} has neither modules.json nor config.json: not a sentence-transformers "
                 "or Hugging Face model directory"
             )
-        return [StageSpec("transformer", directory), StageSpec("pooling", directory / "1_Pooling")]
+        return [StageSpec("transformer", directory), StageSpec("pooling", None)]
     entries = read_json(modules_json)
     if not isinstance(entries, list) or not entries:
         raise CheckpointError(f"{modules_json}: expected a non-empty JSON list of modules")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,10 +13,11 @@ from torch import Tensor, nn
 
 from .backends import RuntimeOptions
 from .checkpoint import StageSpec, read_stage_specs, resolve_model_dir, write_json
-from .encode import encode_items, format_sentence_embeddings
+from .encode import Engine, module_device, postprocess
 from .errors import InputError
-from .inputs import check_encode_options, check_truncate_dim, parse_item, parse_sentences
-from .modules import Dense, Normalize, Pooling, Transformer
+from .inputs import check_device, check_encode_options, check_truncate_dim, parse_item, parse_sentences
+from .modules import Dense, Normalize, Pooling, Transformer, check_max_seq_length, position_limit
+from .quantization import quantize_embeddings
 from .tokenization import InstructionTokenizer
 
 _STAGE_TYPES = {
@@ -67,12 +67,13 @@ class INSTRUCTOR(nn.Sequential):
     ):
         runtime = RuntimeOptions.parse(dtype, quantize, backend, compile)
         check_truncate_dim(truncate_dim)
+        device = _default_device() if device is None else check_device(device)
         directory = resolve_model_dir(model_name_or_path, cache_folder=cache_folder, revision=revision, token=token)
         onnx_cache = Path(cache_folder) if cache_folder is not None else None
         super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length, runtime, onnx_cache))
         self.model_name_or_path = os.fspath(model_name_or_path)
         self.truncate_dim = truncate_dim
-        self.to(_default_device() if device is None else device)
+        self.to(device).eval()  # inference by default; training sets train() itself
 
     # -- the stages ---------------------------------------------------------------------------
 
@@ -90,27 +91,37 @@ class INSTRUCTOR(nn.Sequential):
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        self.transformer.max_seq_length = int(value)
+        check_max_seq_length(value, position_limit(self.transformer.auto_model.config))
+        self.transformer.max_seq_length = value
 
     @property
     def instruction_tokenizer(self) -> InstructionTokenizer:
+        return self.engine.tokenizer
+
+    @property
+    def engine(self) -> Engine:
+        """The encode steps (tokenize → plan batches → forward → scatter) that ``encode``, the server and bulk
+        jobs run; rebuilt only when ``max_seq_length`` changes."""
         transformer = self.transformer
-        cached = self.__dict__.get("_instruction_tokenizer")
-        if cached is None or cached.max_length != transformer.max_seq_length:
-            cached = InstructionTokenizer(transformer.tokenizer, transformer.max_seq_length, transformer.do_lower_case)
-            self.__dict__["_instruction_tokenizer"] = cached
+        cached = self.__dict__.get("_engine")
+        if cached is None or cached.tokenizer.max_length != transformer.max_seq_length:
+            tokenizer = InstructionTokenizer(
+                transformer.tokenizer, transformer.max_seq_length, transformer.do_lower_case
+            )
+            cached = self.__dict__["_engine"] = Engine(self, tokenizer, self._output_dimension())
         return cached
 
     @property
     def device(self) -> torch.device:
-        for tensor in itertools.chain(self.parameters(), self.buffers()):
-            return tensor.device
-        return torch.device("cpu")  # an ONNX Runtime encoder with no torch stage holding weights
+        return module_device(self)
 
     def get_sentence_embedding_dimension(self) -> int:
         """The size of the vectors ``encode`` returns (after ``truncate_dim``)."""
-        dimension = next(stage.dimension for stage in reversed(self) if isinstance(stage, (Dense, Pooling)))
+        dimension = self._output_dimension()
         return min(dimension, self.truncate_dim) if self.truncate_dim else dimension
+
+    def _output_dimension(self) -> int:
+        return next(stage.dimension for stage in reversed(self) if isinstance(stage, (Dense, Pooling)))
 
     # -- embedding ----------------------------------------------------------------------------
 
@@ -119,7 +130,8 @@ class INSTRUCTOR(nn.Sequential):
         items = [parse_item(index, item) for index, item in enumerate(sentences)]
         if not items:
             raise InputError("tokenize needs at least one item")
-        return self.instruction_tokenizer.collate(*self.instruction_tokenizer(items))
+        tokenizer = self.instruction_tokenizer
+        return tokenizer.collate(tokenizer.tokenize(items))
 
     def encode(
         self,
@@ -135,6 +147,7 @@ class INSTRUCTOR(nn.Sequential):
         max_batch_tokens: int | None = None,
         precision: str = "float32",
         truncate_dim: int | None = None,
+        ranges: np.ndarray | None = None,
     ) -> np.ndarray | Tensor | list[Any]:
         """Embed texts, each optionally with its own instruction.
 
@@ -153,8 +166,11 @@ class INSTRUCTOR(nn.Sequential):
             max_batch_tokens: also cap a batch at this many tokens, padding included, so that batches
                 of long texts stay small and batches of short ones large.
             precision: ``"float32"``, or quantized vectors: ``"int8"``/``"uint8"`` (per-dimension ranges
-                from this call's embeddings), ``"binary"``/``"ubinary"`` (sign bits packed 8 per byte).
+                from ``ranges``, else from this call's embeddings), ``"binary"``/``"ubinary"`` (sign bits packed
+                8 per byte).
             truncate_dim: keep the first ``truncate_dim`` dimensions (default: the model's ``truncate_dim``).
+            ranges: for ``int8``/``uint8``, fixed ``(2, dim)`` per-dimension minima and maxima
+                (``quantization_ranges(calibration_embeddings)``), so that separate calls agree.
 
         Returns:
             As above; for a single string, one vector (1-D) instead of a batch.
@@ -162,28 +178,32 @@ class INSTRUCTOR(nn.Sequential):
         check_encode_options(batch_size, output_value, max_batch_tokens, precision)
         truncate_dim = check_truncate_dim(truncate_dim) or self.truncate_dim
         items, single = parse_sentences(sentences)
-        if device is not None:
+        if device is not None and check_device(device) != self.device:
             self.to(device)
-        self.eval()
-        outputs = encode_items(
-            self,
-            items,
+        if self.training:
+            self.eval()
+        engine = self.engine
+        keep_on_device = output_value == "sentence_embedding" and (convert_to_tensor or not convert_to_numpy)
+        outputs = engine.run(
+            engine.tokenize(items),
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
-            show_progress_bar=bool(show_progress_bar),
             output_value=output_value,
-            device=self.device,
+            output_device=self.device if keep_on_device else "cpu",
+            show_progress_bar=bool(show_progress_bar),
         )
-        if output_value == "sentence_embedding":
-            outputs = format_sentence_embeddings(
-                outputs,
-                truncate_dim=truncate_dim,
-                normalize=normalize_embeddings,
-                precision=precision,
-                convert_to_numpy=convert_to_numpy,
-                convert_to_tensor=convert_to_tensor,
-            )
-        return outputs[0] if single else outputs
+        if output_value != "sentence_embedding":
+            return outputs[0] if single else outputs
+        vectors = postprocess(outputs, truncate_dim=truncate_dim, normalize=normalize_embeddings)
+        if precision != "float32":  # one call: without fixed ranges, int8/uint8 take this call's own ranges
+            vectors = torch.from_numpy(quantize_embeddings(vectors.cpu().numpy(), precision, ranges=ranges))
+        if convert_to_tensor:
+            result = vectors
+        elif convert_to_numpy:
+            result = vectors.cpu().numpy()
+        else:
+            result = list(vectors)
+        return result[0] if single else result
 
     # -- saving -------------------------------------------------------------------------------
 

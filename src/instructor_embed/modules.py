@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .backends import FLOAT32, RuntimeOptions, prepare_encoder
 from .checkpoint import CheckpointError, check_state_dict_keys, read_json, read_state_dict, write_json
 from .errors import InputError
+from .inputs import check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,15 @@ class Transformer(nn.Module):
         if missing:
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
         auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir)
+        limit = position_limit(config)
         if max_seq_length is None:
             max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
+            if limit is not None and not 1 <= int(max_seq_length) <= limit:
+                raise CheckpointError(
+                    f"{directory}: max_seq_length {max_seq_length} is outside the encoder's 1..{limit} positions"
+                )
+        else:
+            check_max_seq_length(max_seq_length, limit)
         tokenizer_files = {
             name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
         }
@@ -160,6 +168,26 @@ def _check_encoder_files(directory: Path) -> None:
             raise CheckpointError(f"Cannot read weights from {weights}: {exc}") from exc
 
 
+def position_limit(config) -> int | None:
+    """The longest input an encoder with learned absolute positions can read; None for relative positions (T5)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or config.model_type in ("t5", "mt5", "umt5"):
+        return None
+    if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):  # positions start after padding
+        return int(positions) - int(config.pad_token_id or 0) - 1
+    return int(positions)
+
+
+def check_max_seq_length(value: object, limit: int | None) -> None:
+    """``max_seq_length`` must be a positive int within the encoder's positions."""
+    check_positive_int("max_seq_length", value)
+    if limit is not None and value > limit:
+        raise InputError(
+            f"max_seq_length {value} is more than this encoder's {limit} positions; use at most {limit}",
+            param="max_seq_length",
+        )
+
+
 def _encoder_class(model_type: str):
     """Encoder-only classes for encoder-decoder families; ``None`` means AutoModel fits."""
     import transformers
@@ -184,7 +212,7 @@ class Pooling(nn.Module):
         super().__init__()
         unknown = set(modes) - set(self.MODES)
         if unknown or not modes:
-            raise ValueError(f"Unknown pooling modes {sorted(unknown)}; choose from {self.MODES}")
+            raise InputError(f"Unknown pooling modes {sorted(unknown)}; choose from {self.MODES}", param="modes")
         self.word_embedding_dimension = word_embedding_dimension
         self.modes = tuple(mode for mode in self.MODES if mode in modes)
 
@@ -217,9 +245,13 @@ class Pooling(nn.Module):
         return features
 
     @classmethod
-    def load(cls, directory: Path, word_embedding_dimension: int) -> Pooling:
-        if not (directory / "config.json").exists():
-            return cls(word_embedding_dimension)  # plain Hugging Face encoder: mean pooling
+    def load(cls, directory: Path | None, word_embedding_dimension: int) -> Pooling:
+        """From a Pooling folder; ``None`` (a plain Hugging Face encoder without ``modules.json``) means mean pooling."""
+        if directory is None:
+            return cls(word_embedding_dimension)
+        if not directory.is_dir():
+            # Mean pooling here would silently give wrong vectors for a CLS- or max-pooled model.
+            raise CheckpointError(f"Missing checkpoint folder {directory}: modules.json lists it as the Pooling module")
         config = read_json(directory / "config.json")
         if "pooling_mode" in config and isinstance(config["pooling_mode"], (str, list)):
             # sentence-transformers >= 5 writes e.g. {"pooling_mode": "mean"} or ["mean", "max"]
@@ -268,7 +300,9 @@ class Dense(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "Identity"):
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"Unsupported Dense activation {activation!r}; supported: {sorted(_ACTIVATIONS)}")
+            raise InputError(
+                f"Unsupported Dense activation {activation!r}; supported: {sorted(_ACTIVATIONS)}", param="activation"
+            )
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self.activation_name = activation
         self.activation_function = _ACTIVATIONS[activation]()

@@ -12,7 +12,19 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["quantize_embeddings"]
+__all__ = ["quantization_ranges", "quantize_embeddings"]
+
+
+def quantization_ranges(calibration_embeddings: np.ndarray) -> np.ndarray:
+    """Per-dimension ``(2, dim)`` minima and maxima of ``calibration_embeddings``, to pass as ``ranges`` so that
+    every batch, request or shard quantizes the same vector to the same codes."""
+    calibration = np.asarray(calibration_embeddings, dtype=np.float32)
+    if calibration.ndim != 2 or len(calibration) == 0:
+        raise InputError(
+            f"calibration embeddings must be a non-empty (n, dim) array, got shape {calibration.shape}",
+            param="calibration_embeddings",
+        )
+    return np.vstack([calibration.min(axis=0), calibration.max(axis=0)])
 
 
 def quantize_embeddings(
@@ -35,7 +47,13 @@ def quantize_embeddings(
             source = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings)
             if len(source) == 0:
                 return np.zeros(embeddings.shape, dtype=np.dtype(precision))
-            ranges = np.vstack([source.min(axis=0), source.max(axis=0)])
+            ranges = quantization_ranges(source)
+        ranges = np.asarray(ranges, dtype=np.float32)
+        if ranges.shape != (2, embeddings.shape[-1]):
+            raise InputError(
+                f"ranges must have shape (2, {embeddings.shape[-1]}) (minima, maxima per dimension), got {ranges.shape}",
+                param="ranges",
+            )
         starts = ranges[0]
         steps = np.maximum((ranges[1] - ranges[0]) / 255, np.finfo(np.float32).tiny)
         levels = np.clip(np.round((embeddings - starts) / steps), 0, 255)
@@ -46,4 +64,4 @@ def quantize_embeddings(
         return np.packbits(embeddings > 0, axis=-1)
     if precision == "binary":
         return (np.packbits(embeddings > 0, axis=-1).astype(np.int16) - 128).astype(np.int8)
-    raise InputError(f"precision must be float32, int8, uint8, binary or ubinary, got {precision!r}")
+    raise InputError(f"precision must be float32, int8, uint8, binary or ubinary, got {precision!r}", param="precision")

@@ -9,7 +9,9 @@ BERT: ``[CLS]`` and its pieces), and ``n <= 1`` means nothing is left out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +27,53 @@ class Item:
     text: str
 
 
+@dataclass(frozen=True)
+class Tokenized:
+    """Items after tokenization: unpadded token ids (truncated to the model's window) and, per item, how many
+    leading instruction tokens pooling leaves out. ``token_counts`` is what the encoder reads per item."""
+
+    ids: list[list[int]]
+    skips: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def token_counts(self) -> list[int]:
+        return [len(row) for row in self.ids]
+
+    def take(self, indices: Iterable[int]) -> Tokenized:
+        """The items at ``indices``, in that order (e.g. one batch)."""
+        indices = list(indices)
+        return Tokenized([self.ids[i] for i in indices], [self.skips[i] for i in indices])
+
+    @classmethod
+    def concat(cls, parts: Iterable[Tokenized]) -> Tokenized:
+        """One ``Tokenized`` holding the items of every part, in order (e.g. several callers' items)."""
+        parts = list(parts)
+        return cls([row for part in parts for row in part.ids], [skip for part in parts for skip in part.skips])
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer) -> threading.Lock:
+    """The lock that every call into ``tokenizer`` holds. A fast tokenizer keeps its truncation settings in
+    shared state that each call sets: two threads with different settings (older ``tokenizers``: at all) get
+    "Already borrowed" errors or, with current ``tokenizers``, one thread's texts cut at the other's length."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _LOCKS[tokenizer] = threading.Lock()
+        return lock
+
+
 class InstructionTokenizer:
-    """Tokenizes items in one pass and caches the token count of each distinct instruction."""
+    """Tokenizes items in one pass and caches the token count of each distinct instruction.
+
+    Safe to call from several threads (see :func:`tokenizer_lock`); tokenizing is a small part of an encode call.
+    """
 
     def __init__(self, tokenizer, max_length: int, lowercase: bool = False):
         self.tokenizer = tokenizer
@@ -51,18 +98,21 @@ class InstructionTokenizer:
             skip = self._skip_cache[instruction] = length - 1 if length - 1 > 1 else 0
         return skip
 
-    def __call__(self, items: Sequence[Item]) -> tuple[list[list[int]], list[int]]:
+    def tokenize(self, items: Sequence[Item]) -> Tokenized:
         """Token ids per item (truncated to ``max_length``, unpadded) and instruction skips per item."""
         if not items:
-            return [], []
+            return Tokenized([], [])
         ids = self._encode([self.model_text(item) for item in items])
-        return ids, [self.instruction_skip(item.instruction) for item in items]
+        return Tokenized(ids, [self.instruction_skip(item.instruction) for item in items])
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True)["input_ids"]
+        with tokenizer_lock(self.tokenizer):
+            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True)
+        return encoded["input_ids"]
 
-    def collate(self, ids: Sequence[Sequence[int]], skips: Sequence[int]) -> dict[str, Tensor]:
+    def collate(self, batch: Tokenized) -> dict[str, Tensor]:
         """Right-pad a batch to its longest item and build the encoder and pooling masks."""
+        ids, skips = batch.ids, batch.skips
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))  # (B,)
         width = int(lengths.max())
         flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
