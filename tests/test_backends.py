@@ -45,6 +45,25 @@ def test_onnx_float32_matches_torch(tiny_t5_dir, tmp_path, reference):
     assert exported[0].stat().st_mtime_ns == stamp
 
 
+def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp_path, reference):
+    """Two processes exporting one checkpoint each write under a name of their own, then rename atomically."""
+    pytest.importorskip("onnxruntime")
+    INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path / "first")
+    folder = next((tmp_path / "first" / "onnx").iterdir())
+    # Another process is half-way through the same export into the same cache: its files must survive ours.
+    shared = tmp_path / "shared" / "onnx" / folder.name
+    shared.mkdir(parents=True)
+    theirs = [shared / "encoder.partial.onnx", shared / "encoder-int8.partial.onnx"]
+    for path in theirs:
+        path.write_bytes(b"another process is writing this")
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path / "shared")
+    assert all(path.read_bytes() == b"another process is writing this" for path in theirs)
+    assert sorted(p.name for p in shared.iterdir()) == sorted(
+        ["encoder.onnx", "encoder-int8.onnx"] + [p.name for p in theirs]
+    )
+    assert cosines(model.encode(ITEMS), reference).min() >= 0.99
+
+
 def test_onnx_int8(tiny_t5_dir, tmp_path, reference):
     pytest.importorskip("onnxruntime")
     model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
@@ -60,6 +79,7 @@ def test_torchao_int8(tiny_t5_dir, reference):
     assert cosines(model.encode(ITEMS), reference).min() >= 0.99
 
 
+@pytest.mark.slow
 def test_compiled_encoder_gives_the_same_vectors(tiny_t5_dir, reference):
     model = INSTRUCTOR(tiny_t5_dir, device="cpu", compile=True)
     assert np.abs(model.encode(ITEMS) - reference).max() <= 1e-4

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +20,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
+from .dependencies import require
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -77,14 +80,10 @@ def prepare_encoder(auto_model: nn.Module, options: RuntimeOptions, source: Path
 
 
 def _torchao_int8(auto_model: nn.Module) -> None:
-    try:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-    except ImportError as exc:
-        raise InputError(
-            "quantize='int8' with backend='torch' needs torchao (pip install 'instructor-embed[torchao]'); "
-            "backend='onnx' needs onnxruntime instead and is faster on CPU"
-        ) from exc
-    quantize_(auto_model, Int8DynamicActivationInt8WeightConfig())
+    quantization = require(
+        "torchao", "torchao.quantization", "quantize='int8' with backend='torch' (backend='onnx' is faster on CPU)"
+    )
+    quantization.quantize_(auto_model, quantization.Int8DynamicActivationInt8WeightConfig())
 
 
 class CompiledEncoder(nn.Module):
@@ -123,13 +122,13 @@ class OnnxEncoder(nn.Module):
         float_path, int8_path = folder / "encoder.onnx", folder / "encoder-int8.onnx"
         if not float_path.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            _export(auto_model, float_path)
+            _write_atomically(float_path, lambda partial: _export(auto_model, partial))
         if quantize == "int8" and not int8_path.exists():
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            partial = int8_path.with_suffix(".partial.onnx")
-            quantize_dynamic(str(float_path), str(partial), weight_type=QuantType.QInt8)
-            os.replace(partial, int8_path)
+            _write_atomically(
+                int8_path, lambda partial: quantize_dynamic(str(float_path), str(partial), weight_type=QuantType.QInt8)
+            )
         return cls(int8_path if quantize == "int8" else float_path, auto_model.config)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor):
@@ -152,23 +151,34 @@ class _EncoderGraph(nn.Module):
         return self.auto_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a file under a name no other process uses, then rename it to ``path`` in one step: processes
+    exporting the same checkpoint at once never write into, or publish, each other's half-written files."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial.onnx")
+    os.close(handle)
+    partial = Path(name)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _export(auto_model: nn.Module, path: Path) -> None:
     sample = torch.ones((2, 8), dtype=torch.long)
-    partial = path.with_suffix(".partial.onnx")
     axes = {0: "batch", 1: "tokens"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
         torch.onnx.export(
             _EncoderGraph(auto_model).eval(),
             (sample, sample),
-            str(partial),
+            str(path),
             input_names=["input_ids", "attention_mask"],
             output_names=["token_embeddings"],
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_embeddings": axes},
             opset_version=17,
             dynamo=False,
         )
-    os.replace(partial, path)
 
 
 def _export_key(auto_model: nn.Module, source: Path) -> str:
@@ -186,11 +196,7 @@ def default_cache_dir() -> Path:
 
 
 def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise InputError("backend='onnx' needs ONNX Runtime: pip install 'instructor-embed[onnx]'") from exc
-    return onnxruntime
+    return require("onnx", "onnxruntime", "backend='onnx'")
 
 
 FLOAT32 = RuntimeOptions()  # plain float32 torch: the default, exact

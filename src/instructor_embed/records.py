@@ -1,7 +1,8 @@
-"""Read texts to embed from .txt / .jsonl / .csv files and write embeddings to .npy / .parquet.
+"""Read texts to embed from .txt / .jsonl / .csv / .tsv files and write embeddings to .npy / .parquet.
 
-Every problem in an input file is reported with its line number; output is written to a
-temporary file and moved into place only when complete, so a failed run leaves nothing half-written.
+Every problem in an input file is reported with its line number (:class:`InputError` with ``path``, ``line``
+and ``param``); a UTF-8 byte-order mark (Excel's CSV) is ignored; output is written to a temporary file and
+moved into place only when complete, so a failed run leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -16,39 +17,68 @@ from pathlib import Path
 
 import numpy as np
 
+from .dependencies import require
 from .errors import InputError
 
-INPUT_SUFFIXES = (".txt", ".jsonl", ".csv")
+INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
 OUTPUT_SUFFIXES = (".npy", ".parquet")
 
 
 @dataclass(frozen=True)
 class Record:
-    """One text to embed; ``id`` is the caller's id, or the row number (0-based) when the file has none."""
+    """One text to embed. ``id``: the file's id (JSONL integers stay integers when every id is one; otherwise
+    ids are strings), or the 0-based row number when the file has no ids."""
 
     id: str | int
     instruction: str | None
     text: str
 
 
+def fail(path: Path, line: int, message: str, param: str | None = None) -> InputError:
+    """An :class:`InputError` for ``path``, line ``line``, with the place in its message and attributes."""
+    return InputError(f"{path}, line {line}: {message}", path=path, line=line, param=param)
+
+
+def text_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, line endings kept, a leading byte-order mark dropped; bytes that are not
+    UTF-8 stop the read with the line and column named."""
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise fail(
+                    path,
+                    line_number,
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 IN > OUT",
+                ) from None
+            yield line.removeprefix("\ufeff") if line_number == 1 else line
+
+
 def read_records(path: Path, default_instruction: str | None = None) -> list[Record]:
     """All records of a file, checked before any embedding starts.
 
     ``.txt``: one text per line. ``.jsonl``: objects with ``text`` and optional ``id`` and ``instruction``.
-    ``.csv``: a header row with a ``text`` column and optional ``id`` and ``instruction`` columns.
-    A row's own instruction wins over ``default_instruction``.
+    ``.csv``/``.tsv``: a header row with a ``text`` column and optional ``id`` and ``instruction`` columns.
+    A row's own instruction wins over ``default_instruction``. Ids must be unique.
     """
     suffix = path.suffix.lower()
     if suffix not in INPUT_SUFFIXES:
-        raise InputError(f"{path}: unsupported input type {suffix!r}; use one of {', '.join(INPUT_SUFFIXES)}")
+        raise InputError(
+            f"{path}: unsupported input type {suffix!r}; use one of {', '.join(INPUT_SUFFIXES)}", path=path
+        )
     if not path.is_file():
-        raise InputError(f"{path}: no such input file")
-    reader = {".txt": _txt_rows, ".jsonl": _jsonl_rows, ".csv": _csv_rows}[suffix]
+        raise InputError(f"{path}: no such input file", path=path)
+    reader = {".txt": _txt_rows, ".jsonl": _jsonl_rows, ".csv": _table_rows, ".tsv": _table_rows}[suffix]
     rows = list(reader(path))
     with_ids = [line for line, row_id, _, _ in rows if row_id is not None]
     if with_ids and len(with_ids) != len(rows):
         missing = next(line for line, row_id, _, _ in rows if row_id is None)
-        raise InputError(f"{path}, line {missing}: no id, while other rows have one; give every row an id or none")
+        raise fail(path, missing, "no id, while other rows have one; give every row an id or none", "id")
+    if with_ids and not all(isinstance(row_id, int) for _, row_id, _, _ in rows):
+        rows = [(line, str(row_id), instruction, text) for line, row_id, instruction, text in rows]
+    _check_unique_ids(path, rows)
     return [
         Record(
             row_id if row_id is not None else index,
@@ -59,13 +89,24 @@ def read_records(path: Path, default_instruction: str | None = None) -> list[Rec
     ]
 
 
-Row = tuple[int, "str | None", "str | None", str]  # line number, id, instruction, text
+Row = tuple[int, "str | int | None", "str | None", str]  # line number, id, instruction, text
+
+
+def _check_unique_ids(path: Path, rows: list[Row]) -> None:
+    first_line: dict[str | int, int] = {}
+    for line, row_id, _, _ in rows:
+        if row_id is None:
+            return
+        if row_id in first_line:
+            raise fail(
+                path, line, f"id {row_id!r} repeats the id of line {first_line[row_id]}; ids must be unique", "id"
+            )
+        first_line[row_id] = line
 
 
 def _txt_rows(path: Path) -> Iterator[Row]:
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            yield line_number, None, None, line.rstrip("\r\n")
+    for line_number, line in enumerate(text_lines(path), start=1):
+        yield line_number, None, None, line.rstrip("\r\n")
 
 
 def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, object]]:
@@ -73,73 +114,82 @@ def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, object]]
     for line_number, line in enumerate(lines, start=1):
         if line.strip():
             try:
-                yield line_number, json.loads(line)
+                yield line_number, json.loads(line.removeprefix("\ufeff") if line_number == 1 else line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}, line {line_number}: invalid JSON ({exc.msg})") from exc
+                raise fail(path, line_number, f"invalid JSON ({exc.msg})") from exc
 
 
 def read_json_object(path: Path, expected: str) -> dict:
     """A JSON file holding one object; ``expected`` says what it should hold, for the error messages."""
     if not path.is_file():
-        raise InputError(f"{path}: no such file (expected {expected})")
+        raise InputError(f"{path}: no such file (expected {expected})", path=path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads("".join(text_lines(path)))
     except ValueError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from exc
+        raise InputError(f"{path}: invalid JSON ({exc})", path=path) from exc
     if not isinstance(value, dict):
-        raise InputError(f"{path}: expected a JSON object: {expected}")
+        raise InputError(f"{path}: expected a JSON object: {expected}", path=path)
     return value
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with open(path, encoding="utf-8") as handle:
-        for line_number, row in iter_jsonl(handle, path):
-            if not isinstance(row, dict):
-                raise InputError(f"{path}, line {line_number}: expected a JSON object, got {type(row).__name__}")
-            yield line_number, *_fields(row, path, line_number)
+    for line_number, row in iter_jsonl(text_lines(path), path):
+        if not isinstance(row, dict):
+            raise fail(path, line_number, f"expected a JSON object, got {type(row).__name__}")
+        yield line_number, *_fields(row, path, line_number)
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "text" not in reader.fieldnames:
-            raise InputError(f"{path}, line 1: the header has no 'text' column (found {reader.fieldnames})")
-        for row in reader:
-            line_number = reader.line_num
-            if None in row or None in row.values():
-                raise InputError(f"{path}, line {line_number}: expected {len(reader.fieldnames)} fields")
-            yield line_number, row.get("id") or None, row.get("instruction") or None, row["text"]
+def table_reader(path: Path) -> csv.DictReader:
+    """A ``DictReader`` over a .csv (RFC 4180 quoting) or .tsv file (tabs, no quoting: a field may start
+    with a quote character); call ``reader.line_num`` for the line of the row just read."""
+    if path.suffix.lower() == ".tsv":
+        return csv.DictReader(text_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.DictReader(text_lines(path))
 
 
-def _fields(row: dict, path: Path, line_number: int) -> tuple[str | None, str | None, str]:
+def _table_rows(path: Path) -> Iterator[Row]:
+    reader = table_reader(path)
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise fail(path, 1, f"the header has no 'text' column (found {reader.fieldnames})", "text")
+    for row in reader:
+        line_number = reader.line_num
+        if None in row or None in row.values():
+            raise fail(path, line_number, f"expected {len(reader.fieldnames)} fields")
+        yield line_number, row.get("id") or None, row.get("instruction") or None, row["text"]
+
+
+def _fields(row: dict, path: Path, line_number: int) -> tuple[str | int | None, str | None, str]:
     if "text" not in row:
-        raise InputError(f"{path}, line {line_number}: no 'text' field")
+        raise fail(path, line_number, "no 'text' field", "text")
     text, instruction, row_id = row["text"], row.get("instruction"), row.get("id")
     if not isinstance(text, str):
-        raise InputError(f"{path}, line {line_number}: 'text' must be a string, not {type(text).__name__}")
+        raise fail(path, line_number, f"'text' must be a string, not {type(text).__name__}", "text")
     if instruction is not None and not isinstance(instruction, str):
-        raise InputError(
-            f"{path}, line {line_number}: 'instruction' must be a string, not {type(instruction).__name__}"
+        raise fail(
+            path, line_number, f"'instruction' must be a string, not {type(instruction).__name__}", "instruction"
         )
     if isinstance(row_id, bool) or (row_id is not None and not isinstance(row_id, (str, int))):
-        raise InputError(f"{path}, line {line_number}: 'id' must be a string or an integer")
-    return (None if row_id is None else str(row_id)), instruction, text
+        raise fail(path, line_number, "'id' must be a string or an integer", "id")
+    return row_id, instruction, text
 
 
 def check_output_path(path: Path, overwrite: bool) -> None:
     """Fail before any work when the output cannot be written."""
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"{path}: unsupported output type {path.suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}")
+        raise InputError(
+            f"{path}: unsupported output type {path.suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}", path=path
+        )
     if path.exists() and not overwrite:
-        raise InputError(f"{path} exists; pass --overwrite to replace it")
+        raise InputError(f"{path} exists; pass --overwrite to replace it", path=path)
     if not path.parent.is_dir():
-        raise InputError(f"{path}: the folder {path.parent} does not exist")
+        raise InputError(f"{path}: the folder {path.parent} does not exist", path=path)
     if path.suffix.lower() == ".parquet":
         _pyarrow()
 
 
 def write_embeddings(path: Path, ids: list[str | int], embeddings: np.ndarray) -> None:
-    """Write atomically: ``.npy`` holds the (n, dim) float32 matrix; ``.parquet`` has columns ``id``, ``embedding``."""
+    """Write atomically: ``.npy`` holds the (n, dim) float32 matrix; ``.parquet`` has columns ``id``, ``embedding``.
+    The file gets the permissions of any file the user creates (the umask's), not a temporary file's 0600."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(handle)
     try:
@@ -151,16 +201,18 @@ def write_embeddings(path: Path, ids: list[str | int], embeddings: np.ndarray) -
             values = pa.array(embeddings.astype(np.float32, copy=False).reshape(-1))
             column = pa.FixedSizeListArray.from_arrays(values, embeddings.shape[1])
             pq.write_table(pa.table({"id": pa.array(ids), "embedding": column}), temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def _pyarrow():
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise InputError("Parquet output needs pyarrow: pip install 'instructor-embed[parquet]'") from exc
-    return pa, pq
+    return require("parquet", "pyarrow", "Parquet output"), require("parquet", "pyarrow.parquet", "Parquet output")

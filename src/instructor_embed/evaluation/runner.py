@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dependencies import require
 from ..errors import InputError, ModelLoadError
 from ..model import INSTRUCTOR
 from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
@@ -43,6 +44,8 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     Task spec files are read and checked before any model loads. With several models, the output folder
     gets one folder per model plus ``comparison.md`` and ``comparison.png``.
     """
+    for module in ("mteb", "datasets", "matplotlib"):  # before anything is read or created
+        require("eval", module, "instructor-embed evaluate")
     jobs: dict[str, UserTask | None] = {}  # task name → its spec's task, or None for a named task
     for entry in _task_entries(config.tasks):
         user_task = load_user_task(entry) if is_task_spec(entry) else None

@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from ..errors import InputError
+
 
 class TaskBatchSampler:
     """Yields lists of example indices; use as a DataLoader ``batch_sampler``."""
@@ -21,16 +23,21 @@ class TaskBatchSampler:
         self, tasks: dict[str, list[int]], batch_size: int, *, seed: int = 0, world_size: int = 1, rank: int = 0
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+            raise InputError(f"rank {rank} is outside world_size {world_size}", param="rank")
         self.tasks = {name: list(indices) for name, indices in sorted(tasks.items())}
         self.batch_size, self.seed, self.world_size, self.rank = batch_size, seed, world_size, rank
         self.epoch = 0
         self.start = 0  # batches of this epoch already consumed (for exact resume)
         self.last_task: str | None = None  # the task of the batch yielded last
         if not len(self):
-            raise ValueError(f"no task has {batch_size * world_size} examples for one global batch")
+            sizes = ", ".join(f"{name}: {len(indices)}" for name, indices in sorted(tasks.items())[:10])
+            raise InputError(
+                f"no task has {batch_size * world_size} examples for one global batch of batch_size {batch_size} "
+                f"x {world_size} process(es) (examples per task: {sizes}); lower --batch-size",
+                param="batch_size",
+            )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.start = epoch, 0
@@ -63,5 +70,8 @@ class TaskBatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         if (state["seed"], state["world_size"]) != (self.seed, self.world_size):
-            raise ValueError("resuming needs the same seed and world size as the interrupted run")
+            raise InputError(
+                f"resuming needs the same seed and world size as the interrupted run (seed {state['seed']}, "
+                f"{state['world_size']} process(es)); got seed {self.seed}, {self.world_size} process(es)"
+            )
         self.epoch, self.start = state["epoch"], state["start"]
