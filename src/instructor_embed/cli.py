@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from . import __version__
 from .errors import InstructorEmbedError
 
 EPILOG = """\
@@ -34,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="instructor-embed",
         description="Instruction-conditioned text embeddings (INSTRUCTOR).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     encode = commands.add_parser(
         "encode",
@@ -87,7 +87,7 @@ def _add_evaluate_parser(commands) -> None:
 
 
 def _add_train_parser(commands) -> None:
-    from .training.loop import TrainConfig
+    from .training.config import TrainConfig  # torch-free: the parser never loads the training stack
 
     defaults = TrainConfig(model="", data="", output_dir="")
     train = commands.add_parser(
@@ -96,39 +96,50 @@ def _add_train_parser(commands) -> None:
         description="Train an INSTRUCTOR model on MEDI-format data (query / pos / neg, each [instruction, text], "
         "plus task_name or task_id). Every batch comes from one task. Runs under accelerate launch or torchrun "
         "for several processes. Needs the 'train' extra.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.add_argument("--model", required=True, help="starting checkpoint: Hub id or local directory")
-    train.add_argument("--data", required=True, help="MEDI .json (a list) or .jsonl")
-    train.add_argument("--output-dir", required=True, help="final model, checkpoint-N folders, train_log.jsonl")
-    train.add_argument("--max-steps", type=int, help="optimizer steps (default: --epochs)")
-    train.add_argument("--epochs", type=float, default=defaults.epochs)
-    train.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per device")
-    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    train.add_argument("--warmup-ratio", type=float, default=defaults.warmup_ratio)
-    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    train.add_argument("--cl-temperature", type=float, default=defaults.cl_temperature)
-    train.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--save-steps", type=int, default=defaults.save_steps)
-    train.add_argument("--logging-steps", type=int, default=defaults.logging_steps)
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
-    train.add_argument("--skip-invalid", action="store_true", help="skip and count invalid rows instead of stopping")
-    train.add_argument("--gradient-checkpointing", action="store_true")
-    train.add_argument("--mixed-precision", choices=["no", "bf16"], default=defaults.mixed_precision)
-    train.add_argument("--cache-chunk-size", type=int, help="GradCache chunk: large batches in small memory")
-    train.add_argument(
+
+    def option(flag: str, help: str, **kwargs) -> None:
+        name = flag.removeprefix("--").replace("-", "_")
+        if kwargs.get("required"):
+            help += " (required)"
+        elif kwargs.get("action") != "store_true":
+            default = getattr(defaults, name)
+            kwargs["default"] = default
+            help += f" (default: {default})" if default is not None else ""
+        train.add_argument(flag, help=help, **kwargs)
+
+    option("--model", "starting checkpoint: Hub id or local directory", required=True)
+    option("--data", "MEDI .json (a list) or .jsonl", required=True)
+    option("--output-dir", "final model, checkpoint-N folders, train_log.jsonl", required=True)
+    option("--max-steps", "optimizer steps (default: as many as --epochs takes)", type=int)
+    option("--epochs", "passes over the data", type=float)
+    option("--batch-size", "rows per device per step", type=int)
+    option("--learning-rate", "AdamW learning rate", type=float)
+    option("--warmup-ratio", "fraction of steps with a linear warm-up", type=float)
+    option("--weight-decay", "AdamW weight decay", type=float)
+    option("--cl-temperature", "contrastive loss temperature", type=float)
+    option("--max-seq-length", "tokens per text (default: the starting checkpoint's own)", type=int)
+    option("--seed", "seed of the batch order and initialisation", type=int)
+    option("--save-steps", "write checkpoint-N every this many steps", type=int)
+    option("--logging-steps", "log the mean loss every this many steps", type=int)
+    option("--resume", "continue from the last checkpoint in --output-dir", action="store_true")
+    option("--skip-invalid", "skip and count invalid rows instead of stopping", action="store_true")
+    option("--gradient-checkpointing", "recompute activations in the backward pass to save memory", action="store_true")
+    option("--mixed-precision", "bf16 autocast", choices=["no", "bf16"])
+    option("--cache-chunk-size", "GradCache chunk: large batches in small memory", type=int)
+    option(
         "--gather-across-processes",
+        "let each row compete with the queries and hard negatives of every process's batch",
         action="store_true",
-        help="let each row compete with the queries and hard negatives of every process's batch",
     )
-    train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output-dir")
+    option("--tensorboard", "also log to TensorBoard in --output-dir", action="store_true")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; errors meant for people become one line on stderr and exit code 2 (130 on Ctrl-C)."""
     try:
+        args = build_parser().parse_args(argv)
         commands = {"train": _train, "evaluate": _evaluate, "encode": _encode}
         return commands[args.command](args)
     except InstructorEmbedError as exc:
@@ -145,23 +156,20 @@ def _encode(args: argparse.Namespace) -> int:
     from .errors import InputError
     from .model import INSTRUCTOR
     from .records import check_output_path, read_records, write_embeddings
+    from .tokenization import Item
 
     if args.batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise InputError(f"--batch-size must be at least 1, got {args.batch_size}", param="batch_size")
     check_output_path(args.output, args.overwrite)
     records = read_records(args.input, args.instruction)  # every line checked before the model loads
     model = INSTRUCTOR(args.model, device=args.device)
-    items = [[r.instruction, r.text] if r.instruction is not None else r.text for r in records]
-    chunk = max(args.batch_size * 32, 1024)  # sort and batch within chunks; progress per chunk
-    parts = []
-    with tqdm(total=len(items), unit="text", disable=args.quiet, desc="Embedding") as progress:
-        for start in range(0, len(items), chunk):
-            parts.append(model.encode(items[start : start + chunk], batch_size=args.batch_size))
-            progress.update(len(parts[-1]))
-    dimension = model.get_sentence_embedding_dimension()
-    embeddings = np.concatenate(parts) if parts else np.zeros((0, dimension), dtype=np.float32)
-    write_embeddings(args.output, [r.id for r in records], embeddings)
+    engine = model.engine
+    tokenized = engine.tokenize([Item(record.instruction, record.text) for record in records])
+    with tqdm(total=len(records), unit="text", disable=args.quiet, desc="Embedding") as progress:
+        embeddings = engine.run(tokenized, batch_size=args.batch_size, on_batch=progress.update)
+    write_embeddings(args.output, [r.id for r in records], embeddings.numpy())
     if not args.quiet:
+        dimension = model.get_sentence_embedding_dimension()
         print(f"wrote {len(records)} embeddings of {dimension} dims to {args.output}", file=sys.stderr)
     return 0
 
@@ -188,7 +196,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .training.loop import TrainConfig, train
+    from .training.config import TrainConfig
+    from .training.loop import train
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
     output = train(TrainConfig(**options, show_progress=not args.quiet))

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,24 @@ def test_broken_json_names_the_line(tmp_path):
     (tmp_path / "d.json").write_text("[" + json.dumps(ROW) + ",\n" + json.dumps(ROW))
     with pytest.raises(ValueError, match="not closed|invalid JSON"):
         load_medi(tmp_path / "d.json")
+
+
+def test_a_syntax_error_early_in_a_large_list_is_reported_without_reading_on():
+    """Only a row cut by the end of the buffer makes the reader fetch more; a real error stops it at once."""
+    import io
+
+    class CountingReader(io.StringIO):
+        characters = 0
+
+        def read(self, size=-1):
+            text = super().read(size)
+            self.characters += len(text)
+            return text
+
+    good = json.dumps(ROW)
+    handle = CountingReader(
+        "[" + good + ",\n" + good.replace(":", " ", 1) + ",\n" + (good + ",\n") * 50_000 + good + "]"
+    )
+    with pytest.raises(ValueError, match="line 2: invalid JSON"):
+        list(medi._json_array_rows(handle, Path("big.json")))
+    assert handle.characters <= medi._CHUNK  # one chunk: the rows after the error were never read

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from instructor_embed import INSTRUCTOR
+from instructor_embed import INSTRUCTOR, InputError
 from instructor_embed.training.loop import TrainConfig, train
 
 pytest.importorskip("accelerate")
@@ -46,6 +46,7 @@ def weights(directory: Path) -> dict[str, torch.Tensor]:
     return load_file(directory / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_loss_falls_and_outputs_load(minilm_dir, medi_file, tmp_path):
     output = train(config(minilm_dir, medi_file, tmp_path / "run", max_steps=24, save_steps=12))
     records = log(output)
@@ -61,6 +62,7 @@ def test_loss_falls_and_outputs_load(minilm_dir, medi_file, tmp_path):
         ).shape == (1, 384)
 
 
+@pytest.mark.slow
 def test_cached_loss_gives_the_same_gradients(minilm_dir, medi_file):
     """GradCache changes memory, not maths: with dropout off, one step's gradients match the plain step's."""
     from accelerate import Accelerator
@@ -120,6 +122,7 @@ def _cli_args(minilm_dir, medi_file, output, steps=12) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_at_the_uninterrupted_weights(minilm_dir, medi_file, tmp_path):
     straight = _run_cli(_cli_args(minilm_dir, medi_file, tmp_path / "straight"))
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
@@ -143,6 +146,7 @@ def test_sigkill_then_resume_ends_at_the_uninterrupted_weights(minilm_dir, medi_
     )
 
 
+@pytest.mark.slow
 def test_two_processes_on_cpu(minilm_dir, medi_file, tmp_path):
     """torchrun with two CPU processes (gloo): each rank trains on its slice of a same-task global batch."""
     command = [
@@ -165,8 +169,31 @@ def test_two_processes_on_cpu(minilm_dir, medi_file, tmp_path):
     records = log(tmp_path / "ddp")
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert INSTRUCTOR(tmp_path / "ddp", device="cpu").get_sentence_embedding_dimension() == 384
+    # The same command again, without --resume: every rank refuses at once (none waits in a collective).
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode != 0 and "already holds a run" in again.stderr
+    assert log(tmp_path / "ddp") == records
 
 
+def test_an_existing_run_is_refused_before_the_model_loads(medi_file, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_log.jsonl").write_text('{"step": 1}\n')
+    absent = tmp_path / "no-model-here"  # were the model loaded first, this would be the error
+    with pytest.raises(InputError, match="already holds a run"):
+        train(TrainConfig(model=str(absent), data=str(medi_file), output_dir=str(tmp_path / "run")))
+    with pytest.raises(InputError, match="--resume: no checkpoint"):
+        train(TrainConfig(model=str(absent), data=str(medi_file), output_dir=str(tmp_path / "run"), resume=True))
+
+
+@pytest.mark.slow
+def test_batches_larger_than_every_task_are_a_clean_cli_error(minilm_dir, medi_file, tmp_path):
+    process = _run_cli([*_cli_args(minilm_dir, medi_file, tmp_path / "big"), "--batch-size", "100"])
+    assert process.wait(timeout=120) == 2
+    error = process.stderr.read()
+    assert "no task has 100 examples" in error and "lower --batch-size" in error and "Traceback" not in error
+
+
+@pytest.mark.slow
 def test_invalid_rows_stop_the_cli_with_line_numbers(minilm_dir, medi_file, tmp_path):
     with open(medi_file, "a") as handle:
         handle.write(json.dumps({"query": ["i", "q"], "pos": ["i", "p"], "task_name": "qa"}) + "\n")

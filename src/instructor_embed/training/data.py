@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..records import iter_jsonl
+from ..records import iter_jsonl, text_lines
 
 FIELDS = ("query", "pos", "neg")
 _CHUNK = 1 << 20
+_CUT_SLACK = 16  # characters from the end of the buffer within which a decoding error may be a cut row
 
 
 class InvalidDataError(InputError):
@@ -100,13 +101,17 @@ def check_row(row: object) -> str | None:
 
 def iter_rows(path: Path) -> Iterator[tuple[str, object]]:
     """``("FILE, line L, row R", row)`` for each row; bad JSON is reported with its line and stops the read."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:  # a sniff: decoding errors come later
         first = _first_char(handle)
-        if first == "[":
-            yield from _json_array_rows(handle, path)
-            return
-        for line_number, row in iter_jsonl(handle, path):
+    if first != "[":
+        for line_number, row in iter_jsonl(text_lines(path), path):
             yield f"{path}, line {line_number}", row
+        return
+    with open(path, encoding="utf-8-sig") as handle:
+        try:
+            yield from _json_array_rows(handle, path)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not valid UTF-8 ({exc.reason}); save the file as UTF-8", path=path) from None
 
 
 def _first_char(handle) -> str:
@@ -144,7 +149,9 @@ def _json_array_rows(handle, path: Path) -> Iterator[tuple[str, object]]:
                 row, end = decoder.raw_decode(buffer, position)
                 break
             except json.JSONDecodeError as exc:
-                more = handle.read(_CHUNK)
+                # A row cut by the end of the buffer may decode once more text is read; any other syntax error is
+                # reported now, without reading (and holding) the rest of a file that may be gigabytes long.
+                more = handle.read(_CHUNK) if _may_be_cut(buffer, exc) else ""
                 if not more:
                     raise InputError(
                         f"{path}, line {line + buffer.count(chr(10), position, exc.pos)}: invalid JSON ({exc.msg})"
@@ -154,3 +161,9 @@ def _json_array_rows(handle, path: Path) -> Iterator[tuple[str, object]]:
         line += buffer.count("\n", position, end)
         row_index += 1
         position = end
+
+
+def _may_be_cut(buffer: str, error: json.JSONDecodeError) -> bool:
+    """Whether decoding failed only because the buffer ends inside the row: a string still open at the end
+    ("Unterminated string"), or an error within the last few characters (a cut number, literal or delimiter)."""
+    return error.msg.startswith("Unterminated string") or len(buffer) - error.pos <= _CUT_SLACK

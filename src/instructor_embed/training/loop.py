@@ -14,65 +14,20 @@ import math
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from ..dependencies import require
 from ..errors import InputError
 from ..model import INSTRUCTOR
 from ..tokenization import InstructionTokenizer, Item
+from .config import TrainConfig
 from .data import FIELDS, Example, load_medi
 from .loss import gathered_instructor_contrastive_loss, instructor_contrastive_loss
 from .sampler import TaskBatchSampler
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of a run; defaults follow the paper's command (lr 2e-5, warmup 0.1, τ 0.01, 512 tokens)."""
-
-    model: (
-        str  # starting checkpoint: Hub id or directory (e.g. hkunlp/instructor-base, sentence-transformers/gtr-t5-base)
-    )
-    data: str  # MEDI-format .json (a list) or .jsonl
-    output_dir: str
-    max_steps: int | None = None  # stop after this many optimizer steps; else run `epochs`
-    epochs: float = 1.0
-    batch_size: int = 4  # per device
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    cl_temperature: float = 0.01
-    max_seq_length: int = 512
-    seed: int = 42
-    save_steps: int = 500
-    logging_steps: int = 10
-    resume: bool = False  # continue from the last checkpoint in output_dir
-    skip_invalid: bool = False  # skip (and count) invalid rows instead of stopping
-    gradient_checkpointing: bool = False
-    mixed_precision: str = "no"  # "no" or "bf16"
-    cache_chunk_size: int | None = None  # GradCache: embed in chunks of this many texts; same loss, less memory
-    gather_across_processes: bool = False  # negatives from every process's batch (same task at the same step)
-    tensorboard: bool = False
-    show_progress: bool = True
-
-    def validate(self) -> None:
-        for name in ("batch_size", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.epochs <= 0 or self.learning_rate <= 0 or self.cl_temperature <= 0:
-            raise InputError("epochs, learning_rate and cl_temperature must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.mixed_precision not in ("no", "bf16"):
-            raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
-        if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
-            raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
-        if self.cache_chunk_size is not None and self.gather_across_processes:
-            raise InputError("cache_chunk_size and gather_across_processes cannot be combined yet")
 
 
 class Collator:
@@ -84,36 +39,27 @@ class Collator:
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         items = [Item(*getattr(example, name)) for name in FIELDS for example in examples]
-        return self.tokenizer.collate(*self.tokenizer(items))
+        return self.tokenizer.collate(self.tokenizer.tokenize(items))
 
 
 def train(config: TrainConfig) -> Path:
     """Train and return the output directory, which then holds the final model (``INSTRUCTOR(output_dir)``),
     ``checkpoint-N`` folders and ``train_log.jsonl``."""
-    try:
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
-    except ImportError as exc:
-        raise InputError("training needs accelerate: pip install 'instructor-embed[train]'") from exc
+    accelerate = require("train", "accelerate", "training")
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     config.validate()
     output = Path(config.output_dir)
-    accelerator = Accelerator(
+    accelerator = accelerate.Accelerator(
         cpu=not torch.accelerator.is_available(),  # accelerate runs several CPU processes (gloo) only when told
         mixed_precision=config.mixed_precision,
         log_with="tensorboard" if config.tensorboard else None,
         project_dir=str(output),
     )
-    set_seed(config.seed)
+    accelerate.utils.set_seed(config.seed)
+    _check_output_dir(output, config.resume)  # on every rank, before anything loads: no rank waits on another
     data = load_medi(config.data, skip_invalid=config.skip_invalid)
-    model = INSTRUCTOR(config.model, device=accelerator.device, max_seq_length=config.max_seq_length)
-    if config.gradient_checkpointing:
-        model.transformer.auto_model.gradient_checkpointing_enable()
-    pooler = getattr(model.transformer.auto_model, "pooler", None)
-    if pooler is not None:  # BERT-style [CLS] head: INSTRUCTOR pools itself, so it never gets a gradient
-        pooler.requires_grad_(False)
     sampler = TaskBatchSampler(
         data.tasks,
         config.batch_size,
@@ -121,6 +67,12 @@ def train(config: TrainConfig) -> Path:
         world_size=accelerator.num_processes,
         rank=accelerator.process_index,
     )
+    model = INSTRUCTOR(config.model, device=accelerator.device, max_seq_length=config.max_seq_length)
+    if config.gradient_checkpointing:
+        model.transformer.auto_model.gradient_checkpointing_enable()
+    pooler = getattr(model.transformer.auto_model, "pooler", None)
+    if pooler is not None:  # BERT-style [CLS] head: INSTRUCTOR pools itself, so it never gets a gradient
+        pooler.requires_grad_(False)
     loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=Collator(model.instruction_tokenizer))
     total_steps = config.max_steps or math.ceil(config.epochs * len(sampler))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -130,11 +82,7 @@ def train(config: TrainConfig) -> Path:
     if config.tensorboard:
         accelerator.init_trackers("instructor-embed")
 
-    step = 0
-    if config.resume:
-        step = _resume(accelerator, output, sampler)
-    elif accelerator.is_main_process and (output / "train_log.jsonl").exists():
-        raise InputError(f"{output} already holds a run; pass --resume to continue it or choose another folder")
+    step = _resume(accelerator, output, sampler) if config.resume else 0
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not (config.show_progress and accelerator.is_main_process))
     window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
@@ -274,13 +222,21 @@ def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskB
     accelerator.wait_for_everyone()
 
 
+def _check_output_dir(output: Path, resume: bool) -> None:
+    """A new run needs a folder without a run in it; ``--resume`` needs a checkpoint there."""
+    if not resume and (output / "train_log.jsonl").exists():
+        raise InputError(
+            f"{output} already holds a run; pass --resume to continue it or choose another folder", param="output_dir"
+        )
+    if resume and not any((p / "trainer_state.json").exists() for p in output.glob("checkpoint-*")):
+        raise InputError(f"--resume: no checkpoint in {output}", param="resume")
+
+
 def _resume(accelerator, output: Path, sampler: TaskBatchSampler) -> int:
     checkpoints = sorted(
         (p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
         key=lambda p: int(p.name.split("-")[1]),
     )
-    if not checkpoints:
-        raise InputError(f"--resume: no checkpoint in {output}")
     latest = checkpoints[-1]
     state = json.loads((latest / "trainer_state.json").read_text())
     accelerator.load_state(str(latest / "training_state"))

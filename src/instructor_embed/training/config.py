@@ -1,0 +1,54 @@
+"""Settings of a training run (no torch here: the CLI reads the defaults without loading the training stack)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a run; defaults follow the paper's command (lr 2e-5, warmup 0.1, τ 0.01)."""
+
+    model: (
+        str  # starting checkpoint: Hub id or directory (e.g. hkunlp/instructor-base, sentence-transformers/gtr-t5-base)
+    )
+    data: str  # MEDI-format .json (a list) or .jsonl
+    output_dir: str
+    max_steps: int | None = None  # stop after this many optimizer steps; else run `epochs`
+    epochs: float = 1.0
+    batch_size: int = 4  # per device
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    cl_temperature: float = 0.01
+    max_seq_length: int | None = None  # tokens per text; default: the starting checkpoint's own (512 for INSTRUCTOR)
+    seed: int = 42
+    save_steps: int = 500
+    logging_steps: int = 10
+    resume: bool = False  # continue from the last checkpoint in output_dir
+    skip_invalid: bool = False  # skip (and count) invalid rows instead of stopping
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"  # "no" or "bf16"
+    cache_chunk_size: int | None = None  # GradCache: embed in chunks of this many texts; same loss, less memory
+    gather_across_processes: bool = False  # negatives from every process's batch (same task at the same step)
+    tensorboard: bool = False
+    show_progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("batch_size", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}", param=name)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.epochs <= 0 or self.learning_rate <= 0 or self.cl_temperature <= 0:
+            raise InputError("epochs, learning_rate and cl_temperature must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
+            raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
+        if self.cache_chunk_size is not None and self.gather_across_processes:
+            raise InputError("cache_chunk_size and gather_across_processes cannot be combined yet")
