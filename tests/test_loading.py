@@ -72,6 +72,7 @@ def _run_offline(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_hub_id_loads_from_cache_offline(tmp_path, tiny_t5_dir, tiny_model):
     cache = _hub_cache(tmp_path, tiny_t5_dir)
     result = _run_offline(

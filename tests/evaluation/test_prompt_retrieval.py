@@ -11,6 +11,8 @@ from support import shared_path
 from instructor_embed import InputError
 from instructor_embed.evaluation.prompt_retrieval import ExampleSelector, build_prompt
 
+pytestmark = pytest.mark.slow
+
 INSTRUCTION = "Represent the bank customer query for retrieving similar queries: "
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from support import shared_path
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("mteb")
 
 PUBLISHED = {  # MTEB main scores × 100, and the tolerance the issue sets

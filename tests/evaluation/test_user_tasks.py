@@ -88,6 +88,7 @@ def _write_beir_subset(source, target, queries: int, extra_documents: int) -> No
     )
 
 
+@pytest.mark.slow
 def test_spec_tasks_are_scored_by_mteb(minilm_dir, user_data, tmp_path):
     results = _evaluate([minilm_dir], user_data.values(), tmp_path)[str(minilm_dir)]
     assert set(results) == {"MySTS", "MyIntents", "MyClusters", "MyPassages"}
@@ -215,6 +216,7 @@ def test_a_bad_spec_stops_before_any_model_loads(tmp_path, capsys):
     assert code == 2 and "missing.csv: no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_models_give_a_comparison_table_and_chart(minilm_dir, tiny_t5_dir, user_data, tmp_path):
     from instructor_embed.evaluation.runner import _model_labels
 
@@ -242,6 +244,7 @@ def test_model_labels_are_distinct():
         _model_labels(("x", "x"))
 
 
+@pytest.mark.slow
 def test_msmarco_sample_is_a_local_retrieval_task(minilm_dir, tmp_path):
     data_dir = shared_path("data")
     results = _evaluate([minilm_dir], ["MSMARCO-sample"], tmp_path, instructions="none", data_dir=str(data_dir))
@@ -251,6 +254,7 @@ def test_msmarco_sample_is_a_local_retrieval_task(minilm_dir, tmp_path):
     assert scores["main_score"] == scores["ndcg_at_10"] == pytest.approx(0.7977, abs=0.002)
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_load_fails_its_tasks_and_the_next_still_runs(minilm_dir, user_data, tmp_path):
     missing = tmp_path / "no-such-model"
     results = _evaluate([missing, minilm_dir], [user_data["sts"]], tmp_path / "out")
