@@ -37,10 +37,9 @@ def user_data(tmp_path_factory):
     """Spec files over real data: STS-B test pairs, ten Banking77 intents, eight MS MARCO queries."""
     folder = tmp_path_factory.mktemp("user_tasks")
     lines = shared_path("data/sts/stsbenchmark/sts-test.csv").read_text(encoding="utf-8").strip("\n").split("\n")
-    with open(folder / "pairs.tsv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t")
-        writer.writerow(["sentence1", "sentence2", "score"])
-        writer.writerows([f[5], f[6], f[4]] for f in (line.split("\t") for line in lines))
+    with open(folder / "pairs.tsv", "w", encoding="utf-8", newline="") as handle:  # TSV as users have it: no quoting
+        handle.write("sentence1\tsentence2\tscore\n")
+        handle.writelines(f"{f[5]}\t{f[6]}\t{f[4]}\n" for f in (line.split("\t") for line in lines))
     banking = shared_path("data/classification/banking77")
     intents = sorted({row["category"] for row in csv.DictReader(open(banking / "train.csv", encoding="utf-8"))})[:10]
     for split in ("train", "test"):
@@ -192,6 +191,49 @@ BEIR_FILES = {
 )
 def test_bad_specs_and_data_are_named(tmp_path, files, spec, message):
     assert message in _spec_error(tmp_path, files, spec)
+
+
+def _load(tmp_path, files: dict[str, str], spec: dict):
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    for name, content in files.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    return load_user_task(_write_spec(tmp_path / "spec.json", **spec))
+
+
+def _clustering_rows(count: int, labels: int = 3) -> str:
+    return "".join(
+        json.dumps({"text": f"question {i} about topic {i % labels}", "label": i % labels}) + "\n" for i in range(count)
+    )
+
+
+def test_clustering_embeds_every_row_unless_told_to_sample(tmp_path):
+    """mteb's default embeds 4 % of a clustering set (made for millions of documents): a user's 499 rows would be
+    scored on 19 of them. Every row is embedded, and each k-means run bootstraps as many rows."""
+    task = _load(tmp_path, {"t.jsonl": _clustering_rows(499)}, {"name": "C", "type": "clustering", "test": "t.jsonl"})
+    assert task.task.max_fraction_of_documents_to_embed is None and task.task.max_document_to_embed is None
+    assert task.task.max_documents_per_cluster == 499 and task.notes == {"documents": 499}
+    sampled = _load(tmp_path, {}, {"name": "C", "type": "clustering", "test": "t.jsonl", "max_documents": 100})
+    assert sampled.task.max_document_to_embed == 100 and sampled.task.max_documents_per_cluster == 100
+    assert sampled.notes == {"documents": 499, "embedded_documents": 100}
+
+
+def test_a_clustering_file_too_small_to_score_says_so(tmp_path):
+    with pytest.raises(InputError, match="needs at least 10 rows .* it has 8 rows and 3 labels"):
+        _load(tmp_path, {"t.jsonl": _clustering_rows(8)}, {"name": "C", "type": "clustering", "test": "t.jsonl"})
+
+
+def test_columns_can_be_mapped_and_excel_csv_and_quoted_tsv_read_as_written(tmp_path):
+    """A UTF-8 byte-order mark (Excel) is not part of the first column's name; TSV fields keep their quotes."""
+    table = "\ufeffquestion,intent\nhow do I pay,payments\nopen an account,accounts\n"
+    spec = {"name": "C", "type": "classification", "train": "t.csv", "test": "t.csv"}
+    task = _load(tmp_path, {"t.csv": table}, {**spec, "text_column": "question", "label_column": "intent"})
+    assert task.task.dataset["default"]["test"]["text"] == ["how do I pay", "open an account"]
+    tsv = 'a\tb\tsimilarity\n"Quoted" start\tplain\t4\nmore "quotes\tx\t1\n'
+    columns = {"sentence1_column": "a", "sentence2_column": "b", "score_column": "similarity"}
+    sts = _load(tmp_path, {"p.tsv": tsv}, {"name": "S", "type": "sts", "test": "p.tsv", **columns})
+    assert sts.task.dataset["default"]["test"]["sentence1"] == ['"Quoted" start', 'more "quotes']
+    assert "missing text" in _spec_error(tmp_path, {"t.csv": table}, spec)
 
 
 def test_beir_reader_keeps_titles_and_judged_queries(tmp_path):

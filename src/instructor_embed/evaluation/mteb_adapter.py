@@ -15,10 +15,18 @@ from .instruction_sets import Instruction, instruction_for
 class MTEBEncoder:
     """Implements mteb's ``EncoderProtocol`` over an ``INSTRUCTOR``."""
 
-    def __init__(self, model: INSTRUCTOR, name: str, instructions: dict[str, Instruction], batch_size: int = 32):
+    def __init__(
+        self,
+        model: INSTRUCTOR,
+        name: str,
+        instructions: dict[str, Instruction],
+        batch_size: int = 32,
+        show_progress: bool = False,
+    ):
         self.model = model
         self.instructions = instructions
         self.batch_size = batch_size
+        self.show_progress = show_progress  # a bar over batches inside long tasks (a retrieval corpus)
         self.mteb_model_meta = _model_meta(model, name, bool(instructions))
 
     def encode(
@@ -32,7 +40,7 @@ class MTEBEncoder:
         )
         instruction = instruction_for(self.instructions, task_metadata.name, side)
         items = texts if instruction is None else [[instruction, text] for text in texts]
-        return self.model.encode(items, batch_size=self.batch_size)
+        return self.model.encode(items, batch_size=self.batch_size, show_progress_bar=self.show_progress)
 
     def similarity(self, embeddings1, embeddings2) -> torch.Tensor:
         a, b = (F.normalize(torch.as_tensor(x, dtype=torch.float32), dim=-1) for x in (embeddings1, embeddings2))

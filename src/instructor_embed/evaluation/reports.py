@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 Results = dict[str, dict]  # task → {"main_score": float, ...metrics} or {"error": str}
 
 
-def write_reports(folder: Path, model_name: str, results: Results) -> None:
-    """``results.json`` ({task: {main_score, ...}}, mteb's scale) and ``results.md`` (scores × 100)."""
+def write_reports(folder: Path, label: str, results: Results) -> None:
+    """``results.json`` ({task: {main_score, ...}}, mteb's scale; strict JSON: a metric that is not a number is
+    ``null``) and ``results.md`` (scores × 100), headed by the model's short ``label``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# {model_name}", "", "| task | main score (×100) |", "| --- | ---: |"]
+    strict = json.dumps(_without_nan(results), indent=2, allow_nan=False)
+    (folder / "results.json").write_text(strict + "\n", encoding="utf-8")
+    lines = [f"# {label}", "", "| task | main score (×100) |", "| --- | ---: |"]
     for task, scores in results.items():
         value = f"{100 * scores['main_score']:.2f}" if "main_score" in scores else f"failed: {scores['error']}"
         lines.append(f"| {task} | {value} |")
@@ -20,6 +23,16 @@ def write_reports(folder: Path, model_name: str, results: Results) -> None:
     if scored:
         lines.append(f"| **average** | **{100 * sum(scored) / len(scored):.2f}** |")
     (folder / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _without_nan(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(item) for item in value]
+    return value
 
 
 def comparison_table(everything: dict[str, Results]) -> str:

@@ -6,9 +6,11 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ..dependencies import require
@@ -57,11 +59,16 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     labels = _model_labels(config.models)
+    _warn_about_missing_local_data(jobs, data_dir)
     everything = {}
-    with _datasets_progress(config.show_progress):
+    with _datasets_progress(config.show_progress), warnings.catch_warnings():
+        # STSBenchmark and Banking77Classification are kept at v1 on purpose: the published scores are v1's.
+        warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by", category=UserWarning)
         for model_name, label in zip(config.models, labels, strict=True):
-            everything[model_name] = _evaluate_model(model_name, label, jobs, data_dir, config)
-            write_reports(output if len(config.models) == 1 else output / label, model_name, everything[model_name])
+            folder = output if len(config.models) == 1 else output / label
+            everything[model_name] = _evaluate_model(
+                model_name, label, jobs, data_dir, config, report=partial(write_reports, folder, label)
+            )
     if len(config.models) > 1:
         by_label = dict(zip(labels, everything.values(), strict=True))
         (output / "comparison.md").write_text(comparison_table(by_label), encoding="utf-8")
@@ -84,10 +91,27 @@ def _datasets_progress(show: bool) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+def _warn_about_missing_local_data(jobs: dict[str, UserTask | None], data_dir: Path) -> None:
+    missing = [name for name in jobs if name in LOCAL_TASKS and not data_dir.is_dir()]
+    if missing:
+        logger.warning(
+            "local data for %s not found in %s (pass --data-dir or set INSTRUCTOR_EMBED_SHARED); "
+            "mteb will try to download them instead",
+            ", ".join(missing),
+            data_dir,
+        )
+
+
 def _evaluate_model(
-    model_name: str, label: str, jobs: dict[str, UserTask | None], data_dir: Path, config: EvalConfig
+    model_name: str,
+    label: str,
+    jobs: dict[str, UserTask | None],
+    data_dir: Path,
+    config: EvalConfig,
+    report: Callable[[dict[str, dict]], None],
 ) -> dict[str, dict]:
-    """One model on every task; a model that cannot load fails each of its tasks, and the next model runs."""
+    """One model on every task, ``report``-ing the results after each task (so a late crash keeps the earlier
+    ones); a model that cannot load fails each of its tasks, and the next model runs."""
     import mteb
     from tqdm.auto import tqdm
 
@@ -95,9 +119,11 @@ def _evaluate_model(
         model = INSTRUCTOR(model_name, device=config.device)
     except ModelLoadError as exc:
         logger.warning("cannot load %s: %s", model_name, exc)
-        return {name: {"error": f"model did not load: {type(exc).__name__}: {exc}"} for name in jobs}
+        results = {name: {"error": f"model did not load: {type(exc).__name__}: {exc}"} for name in jobs}
+        report(results)
+        return results
     instructions = _instructions(config.instructions, model_name, [job for job in jobs.values() if job])
-    encoder = MTEBEncoder(model, label, instructions, config.batch_size)
+    encoder = MTEBEncoder(model, label, instructions, config.batch_size, show_progress=config.show_progress)
     results = {}
     progress = tqdm(jobs.items(), disable=not config.show_progress, unit="task")
     for name, user_task in progress:
@@ -114,12 +140,17 @@ def _evaluate_model(
                 else:
                     task = mteb.get_task(name)
                 outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
-                results[name] = _scores(outcome)
+                results[name] = {**_scores(outcome, task.metadata.main_score), **(user_task.notes if user_task else {})}
             logger.info("%s %s: %.4f", model_name, name, results[name]["main_score"])
         except Exception as exc:  # one failing task must not stop the others; its error is reported
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            if name in LOCAL_TASKS and not uses_local_data(name, data_dir):
+                results[name]["error"] += (
+                    f" (its local data was not found in {data_dir}: pass --data-dir or set INSTRUCTOR_EMBED_SHARED)"
+                )
             logger.warning("%s failed on %s: %s", model_name, name, results[name]["error"])
             logger.debug(traceback.format_exc())
+        report(results)
     return results
 
 
@@ -158,11 +189,13 @@ def _task_entries(requested: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(entries))
 
 
-def _scores(outcome) -> dict:
+def _scores(outcome, main_metric: str) -> dict:
+    """The main score at full precision (the metric itself where mteb reports it), the split, every metric."""
     split = next(iter(outcome.scores))
     first = outcome.scores[split][0]
     metrics = {k: v for k, v in first.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return {"main_score": float(outcome.get_score()), "split": split, **metrics}
+    main = metrics.get(main_metric, outcome.get_score())
+    return {**metrics, "main_score": float(main), "split": split}
 
 
 def _model_labels(models: tuple[str, ...]) -> list[str]:

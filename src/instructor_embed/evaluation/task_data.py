@@ -5,47 +5,45 @@ Everything is read and checked before a model runs; each problem names the file 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
-from ..records import iter_jsonl
+from ..records import fail, iter_jsonl, table_reader, text_lines
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
 
 def read_table(path: Path, columns: Sequence[str]) -> list[tuple[int, dict]]:
-    """``(line number, row)`` for each row of a .csv/.tsv file (with a header row) or a .jsonl file of objects;
-    every row must have all of ``columns``."""
+    """``(line number, row)`` for each row of a .csv/.tsv file (with a header row; .tsv without quoting) or a
+    .jsonl file of objects; every row must have all of ``columns``."""
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unsupported table type {suffix!r}; use one of {', '.join(TABLE_SUFFIXES)}")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with open(path, encoding="utf-8", newline="") as handle:
-        if suffix == ".jsonl":
-            rows = list(iter_jsonl(handle, path))
-        else:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            rows = [(reader.line_num, row) for row in reader]
-            if reader.fieldnames is None:
-                raise InputError(f"{path}: empty file; expected a header row with columns {', '.join(columns)}")
+    if suffix == ".jsonl":
+        rows = list(iter_jsonl(text_lines(path), path))
+    else:
+        reader = table_reader(path)
+        rows = [(reader.line_num, row) for row in reader]
+        if reader.fieldnames is None:
+            raise InputError(f"{path}: empty file; expected a header row with columns {', '.join(columns)}", path=path)
     if not rows:
-        raise InputError(f"{path}: no rows")
+        raise InputError(f"{path}: no rows", path=path)
     for line, row in rows:
         if not isinstance(row, dict):
-            raise InputError(f"{path}, line {line}: expected an object with {', '.join(columns)}")
+            raise fail(path, line, f"expected an object with {', '.join(columns)}")
         missing = [column for column in columns if row.get(column) is None]
         if missing:
-            raise InputError(f"{path}, line {line}: missing {', '.join(missing)} (has {', '.join(map(str, row))})")
+            raise fail(path, line, f"missing {', '.join(missing)} (has {', '.join(map(str, row))})", missing[0])
     return rows
 
 
 def text_field(row: dict, column: str, path: Path, line: int) -> str:
     value = row[column]
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{path}, line {line}: {column} must be a non-empty string, got {value!r}")
+        raise fail(path, line, f"{column} must be a non-empty string, got {value!r}", column)
     return value
 
 
@@ -56,7 +54,7 @@ def number_field(row: dict, column: str, path: Path, line: int) -> float:
             raise ValueError
         return float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{path}, line {line}: {column} must be a number, got {value!r}") from None
+        raise fail(path, line, f"{column} must be a number, got {value!r}", column) from None
 
 
 def read_beir(folder: Path, split: str = "test") -> dict:
@@ -91,10 +89,10 @@ def _read_beir_texts(path: Path, with_title: bool) -> dict[str, tuple[str, str]]
     for line, row in read_table(path, ("_id", "text")):
         row_id = str(row["_id"])
         if row_id in texts:
-            raise InputError(f"{path}, line {line}: duplicate _id {row_id!r}")
+            raise fail(path, line, f"duplicate _id {row_id!r}")
         title = (row.get("title") or "") if with_title else ""
         if not isinstance(title, str):
-            raise InputError(f"{path}, line {line}: title must be a string, got {title!r}")
+            raise fail(path, line, f"title must be a string, got {title!r}")
         texts[row_id] = (title, text_field(row, "text", path, line))
     return texts
 
@@ -105,22 +103,22 @@ def _read_qrels(path: Path, query_ids: set[str], corpus_ids: set[str]) -> dict[s
     if not path.is_file():
         raise InputError(f"{path}: no such qrels file")
     relevant: dict[str, dict[str, int]] = {}
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = "".join(text_lines(path)).split("\n")
     for line_number, line in enumerate(lines, start=1):
         fields = line.rstrip("\r").split("\t")
         if not line.strip() or (line_number == 1 and fields[:2] == ["query-id", "corpus-id"]):
             continue
         if len(fields) != 3:
-            raise InputError(f"{path}, line {line_number}: expected query-id, corpus-id, score separated by tabs")
+            raise fail(path, line_number, "expected query-id, corpus-id, score separated by tabs")
         query_id, corpus_id, grade = fields
         if query_id not in query_ids:
-            raise InputError(f"{path}, line {line_number}: query {query_id!r} is not in queries.jsonl")
+            raise fail(path, line_number, f"query {query_id!r} is not in queries.jsonl")
         if corpus_id not in corpus_ids:
-            raise InputError(f"{path}, line {line_number}: document {corpus_id!r} is not in corpus.jsonl")
+            raise fail(path, line_number, f"document {corpus_id!r} is not in corpus.jsonl")
         try:
             relevant.setdefault(query_id, {})[corpus_id] = int(grade)
         except ValueError:
-            raise InputError(f"{path}, line {line_number}: score must be an integer, got {grade!r}") from None
+            raise fail(path, line_number, f"score must be an integer, got {grade!r}") from None
     if not relevant:
         raise InputError(f"{path}: no relevance judgements")
     return relevant

@@ -14,16 +14,18 @@ clustering      ``test``: text, label                                 V-measure 
 retrieval       ``folder``: a BEIR folder; ``split`` (default test)   nDCG@10
 =============== ===================================================== ==================================
 
-Tables are .csv/.tsv with a header row, or .jsonl. Optional keys: ``description``; for sts ``min_score`` and
-``max_score`` (default: the data's range); for classification ``samples_per_label`` (training examples per
-label in each of mteb's 10 runs; default 8, as on MTEB); for retrieval an ``instruction`` may be
-``{"query": …, "corpus": …}``.
+Tables are .csv/.tsv with a header row, or .jsonl. Optional keys: ``description``; column names where the
+data uses others (sts: ``sentence1_column``, ``sentence2_column``, ``score_column``; classification and
+clustering: ``text_column``, ``label_column``); for sts ``min_score`` and ``max_score`` (default: the data's
+range); for classification ``samples_per_label`` (training examples per label in each of mteb's 10 runs;
+default 8, as on MTEB); for clustering ``max_documents`` (embed a random sample of that many rows instead of
+every row; the results say so); for retrieval an ``instruction`` may be ``{"query": …, "corpus": …}``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,24 +43,45 @@ class TaskKind(NamedTuple):
     options: tuple[str, ...]  # the spec's optional keys for this type
 
 
+STS_COLUMNS = ("sentence1", "sentence2", "score")
+LABELLED_COLUMNS = ("text", "label")
 TASK_TYPES: dict[str, TaskKind] = {
-    "sts": TaskKind("AbsTaskSTS", "STS", "cosine_spearman", ("test",), ("min_score", "max_score")),
-    "classification": TaskKind(
-        "AbsTaskClassification", "Classification", "accuracy", ("train", "test"), ("samples_per_label",)
+    "sts": TaskKind(
+        "AbsTaskSTS",
+        "STS",
+        "cosine_spearman",
+        ("test",),
+        ("min_score", "max_score", *(f"{c}_column" for c in STS_COLUMNS)),
     ),
-    "clustering": TaskKind("AbsTaskClustering", "Clustering", "v_measure", ("test",), ()),
+    "classification": TaskKind(
+        "AbsTaskClassification",
+        "Classification",
+        "accuracy",
+        ("train", "test"),
+        ("samples_per_label", *(f"{c}_column" for c in LABELLED_COLUMNS)),
+    ),
+    "clustering": TaskKind(
+        "AbsTaskClustering",
+        "Clustering",
+        "v_measure",
+        ("test",),
+        ("max_documents", *(f"{c}_column" for c in LABELLED_COLUMNS)),
+    ),
     "retrieval": TaskKind("AbsTaskRetrieval", "Retrieval", "ndcg_at_10", ("folder",), ("split",)),
 }
 COMMON_KEYS = ("name", "type", "instruction", "description")
+MIN_CLUSTERING_ROWS = 10
 
 
 @dataclass(frozen=True)
 class UserTask:
-    """An mteb task object built from a spec, and the instruction the spec gives it (None: plain text)."""
+    """An mteb task object built from a spec, the instruction the spec gives it (None: plain text), and notes
+    for the results (e.g. how many rows a sampled clustering task embedded)."""
 
     name: str
     instruction: Instruction | None
     task: object
+    notes: dict = field(default_factory=dict)
 
 
 def is_task_spec(name: str) -> bool:
@@ -74,6 +97,7 @@ def load_user_task(spec_path: str | Path) -> UserTask:
     folder = spec_path.parent
     files = {key: folder / spec[key] for key in TASK_TYPES[kind].files}
     attributes: dict = {}
+    notes: dict = {}
     if kind == "retrieval":
         split = spec.get("split", "test")
         dataset = {split: read_beir(files["folder"], split)}
@@ -81,17 +105,40 @@ def load_user_task(spec_path: str | Path) -> UserTask:
         from datasets import Dataset
 
         split = "test"
+        columns = {name: spec.get(f"{name}_column", name) for name in (*STS_COLUMNS, *LABELLED_COLUMNS)}
         if kind == "sts":
-            tables, attributes = _sts_table(files["test"], spec)
+            tables, attributes = _sts_table(files["test"], spec, columns)
         elif kind == "classification":
-            tables = _labelled_tables(files, text_column="text", label_column="label")
+            tables = _labelled_tables(files, columns, text_column="text", label_column="label")
             attributes = {"samples_per_label": spec.get("samples_per_label", 8)}
         else:
-            tables = _labelled_tables(files, text_column="sentences", label_column="labels")
+            tables = _labelled_tables(files, columns, text_column="sentences", label_column="labels")
+            attributes, notes = _clustering_sample(files["test"], tables["test"], spec.get("max_documents"))
         dataset = {name: Dataset.from_dict(columns) for name, columns in tables.items()}
     description = spec.get("description") or f"{spec['name']}: a local {kind} task from {spec_path}"
     task = mteb_task(kind, spec["name"], description, {"default": dataset}, split, **attributes)
-    return UserTask(spec["name"], spec.get("instruction"), task)
+    return UserTask(spec["name"], spec.get("instruction"), task, notes)
+
+
+def _clustering_sample(path: Path, table: dict, max_documents: int | None) -> tuple[dict, dict]:
+    """mteb's clustering settings for a user's file: embed every row (mteb's default embeds 4 % of a dataset,
+    made for corpora of millions), or a random ``max_documents`` of them; each of the 10 k-means runs
+    bootstraps as many rows as were embedded."""
+    rows, labels = len(table["sentences"]), len(set(table["labels"]))
+    if rows < max(MIN_CLUSTERING_ROWS, 2 * labels):
+        raise InputError(
+            f"{path}: a clustering task needs at least {max(MIN_CLUSTERING_ROWS, 2 * labels)} rows "
+            f"({MIN_CLUSTERING_ROWS}, and two per label) for a meaningful score; it has {rows} rows and {labels} labels",
+            path=path,
+        )
+    embedded = min(rows, max_documents or rows)
+    attributes = {
+        "max_fraction_of_documents_to_embed": None,
+        "max_document_to_embed": max_documents,
+        "max_documents_per_cluster": embedded,
+    }
+    notes = {"documents": rows, "embedded_documents": embedded} if embedded < rows else {"documents": rows}
+    return attributes, notes
 
 
 def mteb_task(kind: str, name: str, description: str, dataset: dict, eval_split: str = "test", **attributes):
@@ -138,41 +185,51 @@ def _read_spec(path: Path) -> dict:
     if instruction is not None and not is_instruction(instruction, pair_allowed=kind == "retrieval"):
         expected = "a string or {'query': ..., 'corpus': ...}" if kind == "retrieval" else "a string"
         raise InputError(f"{path}: instruction must be {expected}")
-    samples = spec.get("samples_per_label", 8)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise InputError(f"{path}: samples_per_label must be a positive integer")
+    for key in ("samples_per_label", "max_documents"):
+        value = spec.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{path}: {key} must be a positive integer", path=path, param=key)
+    for key in [key for key in spec if key.endswith("_column")]:
+        if not isinstance(spec[key], str) or not spec[key]:
+            raise InputError(f"{path}: {key} must be a column name (a non-empty string)", path=path, param=key)
     for key in ("min_score", "max_score"):
         if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float))):
             raise InputError(f"{path}: {key} must be a number")
     return spec
 
 
-def _sts_table(path: Path, spec: dict) -> tuple[dict[str, dict], dict[str, float]]:
+def _sts_table(path: Path, spec: dict, names: dict[str, str]) -> tuple[dict[str, dict], dict[str, float]]:
     """The test table, and the score range (the spec's, else the data's)."""
-    rows = read_table(path, ("sentence1", "sentence2", "score"))
+    rows = read_table(path, [names[column] for column in STS_COLUMNS])
     columns = {
-        "sentence1": [text_field(row, "sentence1", path, line) for line, row in rows],
-        "sentence2": [text_field(row, "sentence2", path, line) for line, row in rows],
-        "score": [number_field(row, "score", path, line) for line, row in rows],
+        "sentence1": [text_field(row, names["sentence1"], path, line) for line, row in rows],
+        "sentence2": [text_field(row, names["sentence2"], path, line) for line, row in rows],
+        "score": [number_field(row, names["score"], path, line) for line, row in rows],
     }
     low, high = spec.get("min_score", min(columns["score"])), spec.get("max_score", max(columns["score"]))
     if not low < high:
-        raise InputError(f"{path}: scores need a range (min_score {low} must be below max_score {high})")
+        raise InputError(f"{path}: scores need a range (min_score {low} must be below max_score {high})", path=path)
     return {"test": columns}, {"min_score": low, "max_score": high}
 
 
-def _labelled_tables(files: dict[str, Path], text_column: str, label_column: str) -> dict[str, dict]:
+def _labelled_tables(
+    files: dict[str, Path], names: dict[str, str], text_column: str, label_column: str
+) -> dict[str, dict]:
     """Text and integer label columns per split; labels are numbered in sorted order over all splits."""
-    rows = {split: read_table(path, ("text", "label")) for split, path in files.items()}
-    texts = {split: [text_field(row, "text", files[split], line) for line, row in got] for split, got in rows.items()}
-    labels = {split: [str(row["label"]) for _, row in got] for split, got in rows.items()}
+    text, label = names["text"], names["label"]
+    rows = {split: read_table(path, (text, label)) for split, path in files.items()}
+    texts = {split: [text_field(row, text, files[split], line) for line, row in got] for split, got in rows.items()}
+    labels = {split: [str(row[label]) for _, row in got] for split, got in rows.items()}
     if "train" in labels:
         unseen = sorted(set(labels["test"]) - set(labels["train"]))
         if unseen:
-            raise InputError(f"{files['test']}: label(s) {', '.join(unseen[:5])} never appear in {files['train']}")
-    numbers = {label: number for number, label in enumerate(sorted({x for got in labels.values() for x in got}))}
+            raise InputError(
+                f"{files['test']}: label(s) {', '.join(unseen[:5])} never appear in {files['train']}",
+                path=files["test"],
+            )
+    numbers = {value: number for number, value in enumerate(sorted({x for got in labels.values() for x in got}))}
     if len(numbers) < 2:
-        raise InputError(f"{files['test']}: needs at least two different labels")
+        raise InputError(f"{files['test']}: needs at least two different labels", path=files["test"])
     return {
-        split: {text_column: texts[split], label_column: [numbers[label] for label in labels[split]]} for split in files
+        split: {text_column: texts[split], label_column: [numbers[value] for value in labels[split]]} for split in files
     }
