@@ -139,3 +139,76 @@ def test_console_script_help_and_run(tiny_t5_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert np.load(tmp_path / "o.npy").shape == (2, 768)
     assert "Embedding" in result.stderr and "wrote 2 embeddings" in result.stderr
+
+
+def test_non_utf8_input_names_the_line_and_the_fix(tiny_t5_dir, tmp_path, capsys):
+    (tmp_path / "in.txt").write_bytes("caf\u00e9\n".encode() + "na\u00efve\n".encode("latin-1"))
+    code, err = run(capsys, "--model", tiny_t5_dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "o.npy")
+    assert code == 2 and "in.txt, line 2: not valid UTF-8 (byte 0xef at column 3)" in err and "iconv" in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".txt"])
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tiny_t5_dir, tiny_model, tmp_path, capsys, suffix):
+    content = {
+        ".csv": "text,id\nhello,a\n",
+        ".tsv": 'text\tid\n"quoted" hello\ta\n',
+        ".jsonl": '{"text": "hello", "id": "a"}\n',
+        ".txt": "hello\n",
+    }[suffix]
+    (tmp_path / f"in{suffix}").write_bytes(b"\xef\xbb\xbf" + content.encode())
+    code, err = run(capsys, "--model", tiny_t5_dir, "--input", tmp_path / f"in{suffix}", "--output", tmp_path / "o.npy")
+    assert code == 0, err
+    text = '"quoted" hello' if suffix == ".tsv" else "hello"  # TSV keeps quote characters as written
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), tiny_model.encode([text]), atol=1e-6)
+
+
+def test_duplicate_ids_are_refused_with_both_lines(tiny_t5_dir, tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n{"id": 1, "text": "c"}\n')
+    code, err = run(capsys, "--model", tiny_t5_dir, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "o.npy")
+    assert code == 2 and "in.jsonl, line 3: id 1 repeats the id of line 1" in err
+
+
+def test_parquet_ids_keep_one_type(tiny_t5_dir, tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "ints.jsonl").write_text('{"id": 10, "text": "a"}\n{"id": 7, "text": "b"}\n')
+    (tmp_path / "none.txt").write_text("a\nb\n")
+    for name in ("ints.jsonl", "none.txt"):
+        code, err = run(
+            capsys, "--model", tiny_t5_dir, "--input", tmp_path / name, "--output", tmp_path / f"{name}.parquet"
+        )
+        assert code == 0, err
+    assert pq.read_table(tmp_path / "ints.jsonl.parquet").to_pydict()["id"] == [10, 7]
+    assert pq.read_table(tmp_path / "none.txt.parquet").to_pydict()["id"] == [0, 1]
+
+
+def test_outputs_get_the_users_usual_permissions(tiny_t5_dir, tmp_path, capsys):
+    import os
+
+    (tmp_path / "in.txt").write_text("hello\n")
+    previous = os.umask(0o022)
+    try:
+        code, err = run(capsys, "--model", tiny_t5_dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "o.npy")
+    finally:
+        os.umask(previous)
+    assert code == 0, err
+    assert (tmp_path / "o.npy").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_quiet_run_prints_nothing(tiny_t5_dir, tmp_path):
+    (tmp_path / "in.txt").write_text("hello\n")
+    command = [sys.executable, "-m", "instructor_embed", "encode", "--model", str(tiny_t5_dir), "--quiet"]
+    result = subprocess.run(
+        [*command, "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "o.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_train_help_shows_real_defaults_and_required_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "starting checkpoint: Hub id or local directory (required)" in text
+    assert "contrastive loss temperature (default: 0.01)" in text and "(default: None)" not in text

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from instructor_embed import INSTRUCTOR, CheckpointError, InputTypeError, ModelNotFoundError
+from instructor_embed import INSTRUCTOR, CheckpointError, InputError, InputTypeError, Item, ModelNotFoundError
 
 TEXT = [["Represent the Science title:", "3D ActionSLAM"]]
 
@@ -189,3 +189,39 @@ def test_unsupported_module_is_named(tiny_t5_dir, tmp_path):
 def test_empty_directory(tmp_path):
     with pytest.raises(CheckpointError, match="neither modules.json nor config.json"):
         INSTRUCTOR(tmp_path)
+
+
+def test_a_missing_pooling_folder_is_named_not_replaced_by_mean_pooling(minilm_dir, tmp_path):
+    """all-MiniLM pools by mean, but another model may pool by CLS: guessing would give wrong vectors silently."""
+    shutil.copytree(minilm_dir, tmp_path / "m")
+    shutil.rmtree(tmp_path / "m" / "1_Pooling")
+    with pytest.raises(CheckpointError, match=r"Missing checkpoint folder .*1_Pooling: modules.json lists it"):
+        INSTRUCTOR(tmp_path / "m", device="cpu")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
+def test_a_device_this_machine_lacks_is_refused_before_loading(tmp_path):
+    absent = tmp_path / "not-loaded"  # the device check comes first: this path is never looked at
+    with pytest.raises(InputError, match="'cuda': CUDA is not available here") as caught:
+        INSTRUCTOR(absent, device="cuda")
+    assert caught.value.param == "device"
+    with pytest.raises(InputError, match="is not a device name"):
+        INSTRUCTOR(absent, device="gpu0")
+
+
+@pytest.mark.parametrize(("value", "message"), [(10000, "more than this encoder's 512 positions"), (0, "at least 1")])
+def test_max_seq_length_is_checked_against_the_encoder(minilm_dir, value, message):
+    with pytest.raises(InputError, match=message):
+        INSTRUCTOR(minilm_dir, device="cpu", max_seq_length=value)
+
+
+def test_max_seq_length_setter_is_checked(minilm_model, tiny_model):
+    with pytest.raises(InputError, match="512 positions"):
+        minilm_model.max_seq_length = 513
+    assert minilm_model.max_seq_length == 256
+    original = tiny_model.max_seq_length
+    tiny_model.max_seq_length = 1024  # T5's relative positions have no fixed limit
+    try:
+        assert tiny_model.engine.tokenize([Item(None, "word " * 900)]).token_counts == [901]
+    finally:
+        tiny_model.max_seq_length = original

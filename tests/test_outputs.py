@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 PAIRS = [["Represent the Science title:", "3D ActionSLAM: wearable person tracking"], ["Represent the sentence:", "hi"]]
@@ -92,3 +93,34 @@ def test_embeddings_can_feed_a_trainable_head(tiny_model):
     head = torch.nn.Linear(768, 2)
     head(embeddings).sum().backward()
     assert head.weight.grad is not None
+
+
+def test_similarity_is_the_cosine_matrix(tiny_model):
+    a, b = tiny_model.encode(PAIRS), tiny_model.encode(["x", "y", "z"])
+    scores = tiny_model.similarity(a, b)
+    assert isinstance(scores, torch.Tensor) and tuple(scores.shape) == (2, 3)
+    expected = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(scores.numpy(), expected, atol=1e-6)
+    assert tuple(tiny_model.similarity(a[0], b).shape) == (1, 3)
+
+
+def test_queries_and_corpus_get_the_retrieval_pair(tiny_model):
+    from instructor_embed import RETRIEVAL
+
+    questions, passages = ["where is food stored in a yam plant"], ["Yams store food in tubers.", "Rice is a grass."]
+    np.testing.assert_array_equal(
+        tiny_model.encode_queries(questions), tiny_model.encode([[RETRIEVAL.query, q] for q in questions])
+    )
+    np.testing.assert_array_equal(
+        tiny_model.encode_corpus(passages, batch_size=1),
+        tiny_model.encode([[RETRIEVAL.corpus, p] for p in passages], batch_size=1),
+    )
+    own = tiny_model.encode_queries(questions[0], instruction="Represent the Biology question: ")
+    assert own.shape == (768,)
+    np.testing.assert_array_equal(own, tiny_model.encode([["Represent the Biology question: ", questions[0]]])[0])
+    np.testing.assert_array_equal(tiny_model.encode_corpus(passages, instruction=None), tiny_model.encode(passages))
+
+
+def test_an_unnested_instruction_and_text_warn(tiny_model):
+    with pytest.warns(UserWarning, match="nest the pair"):
+        tiny_model.encode(["Represent the title:", "some text"])

@@ -18,7 +18,7 @@ from .errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from .instructions import instruction
+from .instructions import RETRIEVAL, InstructionPair, instruction
 
 if TYPE_CHECKING:
     from .model import INSTRUCTOR
@@ -43,10 +43,12 @@ __all__ = [
     "InputError",
     "InputTypeError",
     "InstructorEmbedError",
+    "InstructionPair",
     "Item",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "RETRIEVAL",
     "__version__",
     "instruction",
     "quantization_ranges",

@@ -77,9 +77,10 @@ class Engine:
     def device(self) -> torch.device:
         return module_device(self.model)
 
-    def tokenize(self, items: Sequence[Item]) -> Tokenized:
-        """Token ids, instruction skips and token counts of ``items`` (thread-safe)."""
-        return self.tokenizer.tokenize(items)
+    def tokenize(self, items: Sequence[Item], max_length: int | None = None) -> Tokenized:
+        """Token ids, instruction skips and token counts of ``items`` (thread-safe); ``max_length`` as in
+        :meth:`InstructionTokenizer.tokenize`."""
+        return self.tokenizer.tokenize(items, max_length)
 
     def forward(self, batch: Tokenized) -> Features:
         """Run the model on one batch, padded here; the outputs stay on the model's device."""

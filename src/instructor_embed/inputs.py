@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
 
 from .errors import InputError, InputTypeError
+from .instructions import looks_like_instruction
 from .tokenization import Item
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
@@ -24,7 +26,16 @@ def parse_sentences(sentences: object) -> tuple[list[Item], bool]:
             f"sentences must be a string or a list of ({_EXPECTED}), not {type(sentences).__name__}",
             param="sentences",
         )
-    return [parse_item(index, item) for index, item in enumerate(sentences)], False
+    items = [parse_item(index, item) for index, item in enumerate(sentences)]
+    if len(items) == 2 and all(i.instruction is None for i in items) and looks_like_instruction(items[0].text):
+        warnings.warn(
+            f"encode got two strings and the first, {items[0].text!r}, looks like an instruction: both are embedded "
+            "as separate texts without instructions. To embed a text with an instruction, nest the pair: "
+            "encode([[instruction, text]])",
+            UserWarning,
+            stacklevel=3,
+        )
+    return items, False
 
 
 def parse_item(index: int, item: object) -> Item:

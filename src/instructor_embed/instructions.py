@@ -12,9 +12,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import InputError, InputTypeError
 
-__all__ = ["instruction"]
+__all__ = ["RETRIEVAL", "InstructionPair", "instruction"]
+
+
+@dataclass(frozen=True)
+class InstructionPair:
+    """The two instructions of an asymmetric task: one for queries, one for the documents they search."""
+
+    query: str
+    corpus: str
+
+
+# The INSTRUCTOR authors' retrieval pair (their MSMARCO instructions), also the defaults of LangChain's
+# HuggingFaceInstructEmbeddings: what encode_queries / encode_corpus use unless told otherwise.
+RETRIEVAL = InstructionPair(
+    query="Represent the question for retrieving supporting documents: ",
+    corpus="Represent the document for retrieval: ",
+)
+
+
+def looks_like_instruction(text: str) -> bool:
+    """Whether ``text`` reads like an INSTRUCTOR instruction ("Represent the ...:")."""
+    stripped = text.strip()
+    return stripped.lower().startswith("represent") and stripped.endswith((":", ","))
 
 
 def instruction(text_type: str, domain: str | None = None, task_objective: str | None = None) -> str:

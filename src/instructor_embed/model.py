@@ -9,16 +9,18 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backends import RuntimeOptions
 from .checkpoint import StageSpec, read_stage_specs, resolve_model_dir, write_json
 from .encode import Engine, module_device, postprocess
-from .errors import InputError
+from .errors import InputError, InputTypeError
 from .inputs import check_device, check_encode_options, check_truncate_dim, parse_item, parse_sentences
+from .instructions import RETRIEVAL
 from .modules import Dense, Normalize, Pooling, Transformer, check_max_seq_length, position_limit
 from .quantization import quantize_embeddings
-from .tokenization import InstructionTokenizer
+from .tokenization import InstructionTokenizer, Item
 
 _STAGE_TYPES = {
     Transformer: "sentence_transformers.models.Transformer",
@@ -205,6 +207,33 @@ class INSTRUCTOR(nn.Sequential):
             result = list(vectors)
         return result[0] if single else result
 
+    def encode_queries(
+        self, queries: str | list[str], instruction: str | None = RETRIEVAL.query, **options: Any
+    ) -> np.ndarray | Tensor | list[Any]:
+        """Embed search queries, each with ``instruction`` (default: the authors' retrieval query instruction,
+        ``RETRIEVAL.query``; ``None`` for none). Takes ``encode``'s other options."""
+        return self._encode_with(queries, instruction, "queries", options)
+
+    def encode_corpus(
+        self, documents: str | list[str], instruction: str | None = RETRIEVAL.corpus, **options: Any
+    ) -> np.ndarray | Tensor | list[Any]:
+        """Embed the documents that queries search, each with ``instruction`` (default ``RETRIEVAL.corpus``)."""
+        return self._encode_with(documents, instruction, "documents", options)
+
+    def _encode_with(self, texts: str | list[str], instruction: str | None, name: str, options: dict) -> Any:
+        vectors = self.encode(
+            _with_instruction([texts] if isinstance(texts, str) else texts, instruction, name), **options
+        )
+        return vectors[0] if isinstance(texts, str) else vectors
+
+    @staticmethod
+    def similarity(a: np.ndarray | Tensor, b: np.ndarray | Tensor) -> Tensor:
+        """Cosine similarities of every vector of ``a`` with every vector of ``b``: an ``(len(a), len(b))`` tensor
+        (1-D inputs count as one vector)."""
+        a, b = (torch.as_tensor(x, dtype=torch.float32).cpu() for x in (a, b))
+        a, b = (x.unsqueeze(0) if x.dim() == 1 else x for x in (a, b))
+        return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
     # -- saving -------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -234,6 +263,22 @@ class INSTRUCTOR(nn.Sequential):
         stages = " -> ".join(f"{type(stage).__name__}({stage.extra_repr()})" for stage in self)
         truncated = f", truncate_dim={self.truncate_dim}" if self.truncate_dim else ""
         return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}{truncated}: {stages})"
+
+
+def _with_instruction(texts: list[str], instruction: str | None, name: str) -> list[Item]:
+    """``texts`` as encode items, each with ``instruction``."""
+    if instruction is not None and not isinstance(instruction, str):
+        raise InputTypeError(
+            f"instruction must be a string or None, not {type(instruction).__name__}", param="instruction"
+        )
+    if not isinstance(texts, (list, tuple)):
+        raise InputTypeError(f"{name} must be a string or a list of strings, not {type(texts).__name__}", param=name)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputTypeError(
+                f"{name}[{index}] must be a string, not {type(text).__name__}", param=name, index=index
+            )
+    return [Item(instruction, text) for text in texts]
 
 
 def _load_stages(

@@ -98,16 +98,19 @@ class InstructionTokenizer:
             skip = self._skip_cache[instruction] = length - 1 if length - 1 > 1 else 0
         return skip
 
-    def tokenize(self, items: Sequence[Item]) -> Tokenized:
-        """Token ids per item (truncated to ``max_length``, unpadded) and instruction skips per item."""
+    def tokenize(self, items: Sequence[Item], max_length: int | None = None) -> Tokenized:
+        """Token ids per item (truncated to ``max_length``, default the model's window; unpadded) and
+        instruction skips per item. A longer ``max_length`` than the window shows which items it would cut."""
         if not items:
             return Tokenized([], [])
-        ids = self._encode([self.model_text(item) for item in items])
+        ids = self._encode([self.model_text(item) for item in items], max_length)
         return Tokenized(ids, [self.instruction_skip(item.instruction) for item in items])
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
+    def _encode(self, texts: list[str], max_length: int | None = None) -> list[list[int]]:
         with tokenizer_lock(self.tokenizer):
-            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True)
+            encoded = self.tokenizer(
+                texts, truncation=True, max_length=max_length or self.max_length, add_special_tokens=True
+            )
         return encoded["input_ids"]
 
     def collate(self, batch: Tokenized) -> dict[str, Tensor]:
