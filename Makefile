@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check goldens bench clean
+.PHONY: install demo test quick-test check goldens bench bench-serve bench-fidelity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The quick loop: everything but the tests marked slow.
+quick-test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
 check: $(STAMP)
 	$(BIN)/ruff check src tests tools examples
 	$(BIN)/ruff format --check src tests tools examples
@@ -36,6 +40,14 @@ goldens: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py --venv-only
 	$(BIN)/python benchmarks/run.py
+
+# The server under load from wrk (apt-get install wrk), against the library and a naive server (needs ../shared).
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/serve_bench.py
+
+# Cosine to float32 of every precision mode on the real all-MiniLM-L6-v2 weights (needs ../shared).
+bench-fidelity: $(STAMP)
+	$(BIN)/python benchmarks/fidelity_real_weights.py
 
 clean:
 	rm -rf $(VENV) .venv-reference .pytest_cache benchmarks/.cache

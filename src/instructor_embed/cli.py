@@ -86,8 +86,12 @@ def _add_serve_parser(commands) -> None:
     )
     serve.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
     serve.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
+    serve.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        help="tokens per forward pass, padding included (default: 4096 on CPU, 16384 on GPU)",
+    )
     for name, help in [
-        ("max_batch_tokens", "tokens per forward pass, padding included"),
         ("max_batch_size", "inputs per forward pass"),
         ("max_concurrent_inputs", "inputs in flight before requests get 429"),
         ("max_client_batch", "inputs per request"),

@@ -175,6 +175,14 @@ def test_two_processes_on_cpu(minilm_dir, medi_file, tmp_path):
     assert log(tmp_path / "ddp") == records
 
 
+@pytest.mark.slow
+def test_a_trained_model_keeps_the_base_models_window(minilm_dir, medi_file, tmp_path):
+    """all-MiniLM-L6-v2 is configured for 256 tokens; training without --max-seq-length must not save 512."""
+    settings = config(minilm_dir, medi_file, tmp_path / "run", max_steps=1, save_steps=1)
+    output = train(TrainConfig(**{**settings.__dict__, "max_seq_length": None}))
+    assert json.loads((output / "sentence_bert_config.json").read_text())["max_seq_length"] == 256
+
+
 def test_an_existing_run_is_refused_before_the_model_loads(medi_file, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "train_log.jsonl").write_text('{"step": 1}\n')

@@ -130,7 +130,7 @@ class ServerState:
                     model.engine,
                     spec.name,
                     self.metrics,
-                    max_batch_tokens=settings.max_batch_tokens,
+                    max_batch_tokens=settings.batch_tokens(model.device.type),
                     max_batch_size=settings.max_batch_size,
                     max_wait_ms=settings.max_wait_ms,
                 )
@@ -219,6 +219,7 @@ def create_app(settings: ServerSettings, load: Callable[[ServedModel], INSTRUCTO
                 "max_input_tokens": served.max_input_tokens,
                 "precision": served.model.transformer.runtime.describe(),
                 "device": str(served.model.device),
+                "max_batch_tokens": served.batcher.max_batch_tokens,
             }
             for served in state.models.values()
         ]
