@@ -11,7 +11,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import numpy as np
 from .dependencies import require
 from .errors import InputError
 
-INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
+INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".parquet")
 
 
@@ -39,39 +39,53 @@ def fail(path: Path, line: int, message: str, param: str | None = None) -> Input
     return InputError(f"{path}, line {line}: {message}", path=path, line=line, param=param)
 
 
-def text_lines(path: Path) -> Iterator[str]:
-    """The lines of a UTF-8 text file, line endings kept, a leading byte-order mark dropped; bytes that are not
-    UTF-8 stop the read with the line and column named."""
+ErrorHandler = Callable[[InputError], None]
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The names of an input file's columns (CSV/TSV/Parquet) or keys (JSONL)."""
+
+    text: str = "text"
+    id: str = "id"
+    instruction: str = "instruction"
+
+
+def text_lines(path: Path, on_error: ErrorHandler | None = None) -> Iterator[str]:
+    """The lines of a UTF-8 text file, line endings kept, a leading byte-order mark dropped. A line that is not
+    UTF-8 raises an error naming its line and column, or with ``on_error`` is reported to it and skipped."""
+    return (line for _, line in numbered_lines(path, on_error))
+
+
+def numbered_lines(path: Path, on_error: ErrorHandler | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for each line of a UTF-8 text file, as :func:`text_lines`."""
     with open(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise fail(
+                error = fail(
                     path,
                     line_number,
                     f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
                     "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 IN > OUT",
-                ) from None
-            yield line.removeprefix("\ufeff") if line_number == 1 else line
+                )
+                if on_error is None:
+                    raise error from None
+                on_error(error)
+                continue
+            yield line_number, line.removeprefix("\ufeff") if line_number == 1 else line
 
 
-def read_records(path: Path, default_instruction: str | None = None) -> list[Record]:
-    """All records of a file, checked before any embedding starts.
+def read_records(path: Path, default_instruction: str | None = None, fields: Fields = Fields()) -> list[Record]:
+    """All records of a file, checked before any embedding starts (for files that fit in memory; large ones go
+    through :func:`iter_rows` in a bulk job).
 
     ``.txt``: one text per line. ``.jsonl``: objects with ``text`` and optional ``id`` and ``instruction``.
-    ``.csv``/``.tsv``: a header row with a ``text`` column and optional ``id`` and ``instruction`` columns.
-    A row's own instruction wins over ``default_instruction``. Ids must be unique.
+    ``.csv``/``.tsv``/``.parquet``: a ``text`` column and optional ``id`` and ``instruction`` columns (names as
+    ``fields`` says). A row's own instruction wins over ``default_instruction``. Ids must be unique.
     """
-    suffix = path.suffix.lower()
-    if suffix not in INPUT_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported input type {suffix!r}; use one of {', '.join(INPUT_SUFFIXES)}", path=path
-        )
-    if not path.is_file():
-        raise InputError(f"{path}: no such input file", path=path)
-    reader = {".txt": _txt_rows, ".jsonl": _jsonl_rows, ".csv": _table_rows, ".tsv": _table_rows}[suffix]
-    rows = list(reader(path))
+    rows = list(iter_rows(path, fields))
     with_ids = [line for line, row_id, _, _ in rows if row_id is not None]
     if with_ids and len(with_ids) != len(rows):
         missing = next(line for line, row_id, _, _ in rows if row_id is None)
@@ -89,7 +103,31 @@ def read_records(path: Path, default_instruction: str | None = None) -> list[Rec
     ]
 
 
-Row = tuple[int, "str | int | None", "str | None", str]  # line number, id, instruction, text
+Row = tuple[int, "str | int | None", "str | None", str]  # line (or row) number, id, instruction, text
+
+
+def iter_rows(path: Path, fields: Fields = Fields(), on_error: ErrorHandler | None = None) -> Iterator[Row]:
+    """Each row of an input file as ``(line, id, instruction, text)``, read as a stream. A bad row raises an
+    :class:`InputError` naming its line, or with ``on_error`` is reported to it and skipped."""
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported input type {suffix!r}; use one of {', '.join(INPUT_SUFFIXES)}", path=path
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: no such input file", path=path)
+    if suffix == ".txt":
+        for line_number, line in enumerate(text_lines(path, on_error), start=1):
+            yield line_number, None, None, line.rstrip("\r\n")
+        return
+    reader = {".jsonl": _jsonl_rows, ".csv": _table_rows, ".tsv": _table_rows, ".parquet": _parquet_rows}[suffix]
+    for line_number, row in reader(path, fields, on_error):
+        try:
+            yield line_number, *_fields(row, path, line_number, fields)
+        except InputError as error:
+            if on_error is None:
+                raise
+            on_error(error)
 
 
 def _check_unique_ids(path: Path, rows: list[Row]) -> None:
@@ -104,19 +142,24 @@ def _check_unique_ids(path: Path, rows: list[Row]) -> None:
         first_line[row_id] = line
 
 
-def _txt_rows(path: Path) -> Iterator[Row]:
-    for line_number, line in enumerate(text_lines(path), start=1):
-        yield line_number, None, None, line.rstrip("\r\n")
+def iter_jsonl(lines: Iterable[str], path: Path, on_error: ErrorHandler | None = None) -> Iterator[tuple[int, object]]:
+    """``(line number, value)`` for each non-blank line; invalid JSON stops with the file and line named (or with
+    ``on_error`` is reported and skipped)."""
+    return _decode_jsonl(enumerate(lines, start=1), path, on_error)
 
 
-def iter_jsonl(lines: Iterable[str], path: Path) -> Iterator[tuple[int, object]]:
-    """``(line number, value)`` for each non-blank line; invalid JSON stops with the file and line named."""
-    for line_number, line in enumerate(lines, start=1):
+def _decode_jsonl(
+    numbered: Iterable[tuple[int, str]], path: Path, on_error: ErrorHandler | None
+) -> Iterator[tuple[int, object]]:
+    for line_number, line in numbered:
         if line.strip():
             try:
                 yield line_number, json.loads(line.removeprefix("\ufeff") if line_number == 1 else line)
             except json.JSONDecodeError as exc:
-                raise fail(path, line_number, f"invalid JSON ({exc.msg})") from exc
+                error = fail(path, line_number, f"invalid JSON ({exc.msg})")
+                if on_error is None:
+                    raise error from exc
+                on_error(error)
 
 
 def read_json_object(path: Path, expected: str) -> dict:
@@ -132,44 +175,65 @@ def read_json_object(path: Path, expected: str) -> dict:
     return value
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
-    for line_number, row in iter_jsonl(text_lines(path), path):
-        if not isinstance(row, dict):
-            raise fail(path, line_number, f"expected a JSON object, got {type(row).__name__}")
-        yield line_number, *_fields(row, path, line_number)
+def _jsonl_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> Iterator[tuple[int, object]]:
+    return _decode_jsonl(numbered_lines(path, on_error), path, on_error)
 
 
-def table_reader(path: Path) -> csv.DictReader:
+def table_reader(path: Path, on_error: ErrorHandler | None = None) -> csv.DictReader:
     """A ``DictReader`` over a .csv (RFC 4180 quoting) or .tsv file (tabs, no quoting: a field may start
-    with a quote character); call ``reader.line_num`` for the line of the row just read."""
+    with a quote character); ``reader.line_num`` is the line of the row just read."""
     if path.suffix.lower() == ".tsv":
-        return csv.DictReader(text_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
-    return csv.DictReader(text_lines(path))
+        return csv.DictReader(text_lines(path, on_error), delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.DictReader(text_lines(path, on_error))
 
 
-def _table_rows(path: Path) -> Iterator[Row]:
-    reader = table_reader(path)
-    if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise fail(path, 1, f"the header has no 'text' column (found {reader.fieldnames})", "text")
+def _table_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> Iterator[tuple[int, dict]]:
+    reader = table_reader(path, on_error)
+    if reader.fieldnames is None or fields.text not in reader.fieldnames:
+        raise fail(path, 1, f"the header has no {fields.text!r} column (found {reader.fieldnames})", "text")
     for row in reader:
         line_number = reader.line_num
         if None in row or None in row.values():
-            raise fail(path, line_number, f"expected {len(reader.fieldnames)} fields")
-        yield line_number, row.get("id") or None, row.get("instruction") or None, row["text"]
+            error = fail(path, line_number, f"expected {len(reader.fieldnames)} fields")
+            if on_error is None:
+                raise error
+            on_error(error)
+            continue
+        # CSV has no types and no nulls: an empty id or instruction means none
+        yield line_number, {key: value for key, value in row.items() if value != "" or key == fields.text}
 
 
-def _fields(row: dict, path: Path, line_number: int) -> tuple[str | int | None, str | None, str]:
-    if "text" not in row:
-        raise fail(path, line_number, "no 'text' field", "text")
-    text, instruction, row_id = row["text"], row.get("instruction"), row.get("id")
+def _parquet_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> Iterator[tuple[int, dict]]:
+    parquet = require("parquet", "pyarrow.parquet", "Parquet input")
+    source = parquet.ParquetFile(path)
+    names = source.schema_arrow.names
+    if fields.text not in names:
+        raise InputError(f"{path}: no {fields.text!r} column (found {names})", path=path, param="text")
+    columns = [name for name in (fields.text, fields.id, fields.instruction) if name in names]
+    number = 0
+    for batch in source.iter_batches(batch_size=4096, columns=columns):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, {key: value for key, value in row.items() if value is not None}
+
+
+def _fields(row: object, path: Path, line_number: int, fields: Fields) -> tuple[str | int | None, str | None, str]:
+    if not isinstance(row, dict):
+        raise fail(path, line_number, f"expected a JSON object, got {type(row).__name__}")
+    if fields.text not in row:
+        raise fail(path, line_number, f"no {fields.text!r} field", "text")
+    text, instruction, row_id = row[fields.text], row.get(fields.instruction), row.get(fields.id)
     if not isinstance(text, str):
-        raise fail(path, line_number, f"'text' must be a string, not {type(text).__name__}", "text")
+        raise fail(path, line_number, f"{fields.text!r} must be a string, not {type(text).__name__}", "text")
     if instruction is not None and not isinstance(instruction, str):
         raise fail(
-            path, line_number, f"'instruction' must be a string, not {type(instruction).__name__}", "instruction"
+            path,
+            line_number,
+            f"{fields.instruction!r} must be a string, not {type(instruction).__name__}",
+            "instruction",
         )
     if isinstance(row_id, bool) or (row_id is not None and not isinstance(row_id, (str, int))):
-        raise fail(path, line_number, "'id' must be a string or an integer", "id")
+        raise fail(path, line_number, f"{fields.id!r} must be a string or an integer", "id")
     return row_id, instruction, text
 
 

@@ -1,0 +1,168 @@
+"""Resumable bulk embedding: shards, manifest, kills at any point, damaged shards, changed settings, bad rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from instructor_embed import InputError
+
+pq = pytest.importorskip("pyarrow.parquet")
+
+INSTRUCTION = "Represent the sentence for retrieving duplicate sentences: "
+
+
+def write_input(path, count: int, **extra) -> list[dict]:
+    rows = [
+        {"id": f"doc-{i}", "text": f"sentence {i} about topic {i % 7} " + "and more words " * (i % 13)}
+        for i in range(count)
+    ]
+    for index, row in extra.items():
+        rows[int(index.removeprefix("row"))] = row
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return rows
+
+
+def read_output(folder) -> tuple[list, np.ndarray]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    tables = [pq.read_table(folder / shard["file"]).to_pydict() for shard in manifest["shards"]]
+    ids = [i for table in tables for i in table["id"]]
+    vectors = np.array([v for table in tables for v in table["embedding"]], dtype=np.float32)
+    return ids, vectors
+
+
+def run_job(tiny_t5_dir, source, output, **options):
+    from instructor_embed.bulk import JobConfig, embed_file
+
+    settings = dict(input=source, output=output, model=str(tiny_t5_dir), instruction=INSTRUCTION, shard_rows=40)
+    return embed_file(JobConfig(**{**settings, "device": "cpu", "show_progress": False, **options}))
+
+
+def test_a_job_writes_shards_and_a_manifest_with_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_path):
+    rows = write_input(tmp_path / "in.jsonl", 100)
+    summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
+    assert (summary.rows, summary.embedded_now, summary.shards) == (100, 100, 3)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["complete"] and [(s["start"], s["end"]) for s in manifest["shards"]] == [
+        (0, 40),
+        (40, 80),
+        (80, 100),
+    ]
+    assert manifest["identity"]["instruction"] == INSTRUCTION and manifest["identity"]["dimension"] == 768
+    ids, vectors = read_output(tmp_path / "out")
+    assert ids == [row["id"] for row in rows]
+    expected = tiny_model.encode([[INSTRUCTION, row["text"]] for row in rows])
+    assert np.abs(vectors - expected).max() <= 1e-6
+    again = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")  # complete: nothing left to do
+    assert again.embedded_now == 0 and read_output(tmp_path / "out")[0] == ids
+
+
+def test_changed_settings_are_refused_and_overwrite_starts_again(tiny_t5_dir, minilm_dir, tmp_path):
+    write_input(tmp_path / "in.jsonl", 30)
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
+    with pytest.raises(InputError, match=r"other settings \(model: .*instruction"):
+        run_job(minilm_dir, tmp_path / "in.jsonl", tmp_path / "out", instruction="Represent the text: ")
+    with pytest.raises(InputError, match="other settings .*normalize: False -> True"):
+        run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", normalize=True)
+    summary = run_job(minilm_dir, tmp_path / "in.jsonl", tmp_path / "out", overwrite=True)
+    assert summary.embedded_now == 30 and read_output(tmp_path / "out")[1].shape == (30, 384)
+
+
+def test_a_damaged_shard_and_a_stray_one_are_redone(tiny_t5_dir, tmp_path):
+    write_input(tmp_path / "in.jsonl", 100)
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "straight")
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
+    second = tmp_path / "out" / "part-00001.parquet"
+    second.write_bytes(second.read_bytes()[:-100])  # a disk that lost the end of a committed shard
+    (tmp_path / "out" / ".part-00003.parquet.tmp").write_bytes(b"half-written")
+    summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
+    assert summary.embedded_now == 60  # shards 1 and 2 again
+    ids, vectors = read_output(tmp_path / "out")
+    straight_ids, straight = read_output(tmp_path / "straight")
+    assert ids == straight_ids and np.array_equal(vectors, straight)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "manifest.json",
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+
+
+def test_bad_rows_stop_the_job_before_the_model_loads_or_are_skipped_and_listed(tmp_path, tiny_t5_dir):
+    write_input(tmp_path / "in.jsonl", 50, row7={"id": "x", "text": 5}, row20={"id": "y"})
+    with open(tmp_path / "in.jsonl", "ab") as handle:
+        handle.write(b'{"id": "z", "text": "caf\xe9"}\n{"id": "w", "text": "fine"}\n')
+    with pytest.raises(InputError) as caught:
+        run_job(tmp_path / "no-model-loaded", tmp_path / "in.jsonl", tmp_path / "out")
+    message = str(caught.value)
+    assert "3 invalid rows" in message and "line 8: 'text' must be a string" in message
+    assert "line 21: no 'text' field" in message and "line 51: not valid UTF-8" in message
+    assert not (tmp_path / "out").exists()
+    summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", skip_invalid=True)
+    assert (summary.rows, summary.invalid_rows) == (49, 3)
+    listed = [json.loads(line) for line in (tmp_path / "out" / "invalid_rows.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in listed] == [8, 21, 51]
+    ids, _ = read_output(tmp_path / "out")
+    assert "x" not in ids and "y" not in ids and "z" not in ids and ids[-1] == "w" and len(ids) == 49
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".txt", ".parquet"])
+def test_every_input_format_and_field_names(tiny_t5_dir, tiny_model, tmp_path, suffix):
+    texts = [f"passage {i}" for i in range(12)]
+    path = tmp_path / f"in{suffix}"
+    if suffix == ".txt":
+        path.write_text("\n".join(texts) + "\n")
+    elif suffix == ".parquet":
+        import pyarrow as pa
+
+        pq.write_table(pa.table({"body": texts, "key": list(range(100, 112))}), path)
+    else:
+        separator = "," if suffix == ".csv" else "\t"
+        path.write_text(f"key{separator}body\n" + "".join(f"{100 + i}{separator}{t}\n" for i, t in enumerate(texts)))
+    from instructor_embed.records import Fields
+
+    fields = Fields(text="body", id="key") if suffix != ".txt" else Fields()
+    run_job(tiny_t5_dir, path, tmp_path / "out", fields=fields, instruction=None, shard_rows=5)
+    ids, vectors = read_output(tmp_path / "out")
+    expected_ids = (
+        list(range(12))
+        if suffix == ".txt"
+        else ([str(100 + i) for i in range(12)] if suffix != ".parquet" else list(range(100, 112)))
+    )
+    assert ids == expected_ids
+    assert np.abs(vectors - tiny_model.encode(texts)).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_killed_at_any_point_then_rerun_gives_the_uninterrupted_rows(tiny_t5_dir, tmp_path):
+    """SIGKILL after 1, 3 and 6 committed shards; each re-run continues; the end equals one uninterrupted run."""
+    write_input(tmp_path / "in.jsonl", 400)
+    command = [sys.executable, "-m", "instructor_embed", "encode", "--model", str(tiny_t5_dir), "--device", "cpu"]
+    command += ["--input", str(tmp_path / "in.jsonl"), "--instruction", INSTRUCTION, "--shard-rows", "40", "--quiet"]
+    straight = subprocess.run([*command, "--output", str(tmp_path / "straight")], capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+    output = tmp_path / "out"
+    for shards in (1, 3, 6):
+        process = subprocess.Popen([*command, "--output", str(output), "--batch-size", "4"])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            manifest = output / "manifest.json"
+            if manifest.exists() and len(json.loads(manifest.read_text())["shards"]) >= shards:
+                break
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert len(json.loads((output / "manifest.json").read_text())["shards"]) < 10
+    final = subprocess.run([*command, "--output", str(output), "--batch-size", "4"], capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    ids, vectors = read_output(output)
+    straight_ids, straight_vectors = read_output(tmp_path / "straight")
+    assert ids == straight_ids and len(set(ids)) == 400
+    assert np.abs(vectors - straight_vectors).max() <= 1e-6
