@@ -51,6 +51,9 @@ class Fields:
     instruction: str = "instruction"
 
 
+DEFAULT_FIELDS = Fields()
+
+
 def text_lines(path: Path, on_error: ErrorHandler | None = None) -> Iterator[str]:
     """The lines of a UTF-8 text file, line endings kept, a leading byte-order mark dropped. A line that is not
     UTF-8 raises an error naming its line and column, or with ``on_error`` is reported to it and skipped."""
@@ -77,7 +80,7 @@ def numbered_lines(path: Path, on_error: ErrorHandler | None = None) -> Iterator
             yield line_number, line.removeprefix("\ufeff") if line_number == 1 else line
 
 
-def read_records(path: Path, default_instruction: str | None = None, fields: Fields = Fields()) -> list[Record]:
+def read_records(path: Path, default_instruction: str | None = None, fields: Fields = DEFAULT_FIELDS) -> list[Record]:
     """All records of a file, checked before any embedding starts (for files that fit in memory; large ones go
     through :func:`iter_rows` in a bulk job).
 
@@ -106,7 +109,7 @@ def read_records(path: Path, default_instruction: str | None = None, fields: Fie
 Row = tuple[int, "str | int | None", "str | None", str]  # line (or row) number, id, instruction, text
 
 
-def iter_rows(path: Path, fields: Fields = Fields(), on_error: ErrorHandler | None = None) -> Iterator[Row]:
+def iter_rows(path: Path, fields: Fields = DEFAULT_FIELDS, on_error: ErrorHandler | None = None) -> Iterator[Row]:
     """Each row of an input file as ``(line, id, instruction, text)``, read as a stream. A bad row raises an
     :class:`InputError` naming its line, or with ``on_error`` is reported to it and skipped."""
     suffix = path.suffix.lower()

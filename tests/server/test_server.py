@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import API_KEY, httpx, running_server
+from serving import API_KEY, httpx, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def test_sigterm_during_load_loses_no_accepted_request(tmp_path, minilm_dir):
 
 
 def test_a_model_that_cannot_load_ends_serve_with_a_clear_error(tmp_path):
-    from conftest import ServerProcess
+    from serving import ServerProcess
 
     server = ServerProcess(["--model", f"gone={tmp_path / 'missing'}"], tmp_path / "serve.log")
     try:
