@@ -1,0 +1,58 @@
+"""``instructor-embed evaluate``: MTEB and local tasks with instructions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate on MTEB tasks (offline: local tasks from the shared data)",
+        description="Evaluate models on MTEB tasks with each task's instruction, using mteb's own evaluators. "
+        "Tasks with local data (see 'all-local') are read from --data-dir; others are fetched by mteb; a .json "
+        "entry is a task spec on your own data (sts, classification, clustering or retrieval). "
+        "Writes OUTPUT/results.json and results.md (several models: one folder each, plus comparison.md and "
+        "comparison.png). Needs the 'eval' extra.",
+    )
+    evaluate.add_argument("--model", action="append", required=True, help="Hub id or directory; repeat to compare")
+    evaluate.add_argument(
+        "--tasks",
+        required=True,
+        help="comma-separated MTEB task names, task spec files (.json), or all-local (STSBenchmark, STS12-16, "
+        "SICK-R, Banking77Classification, MSMARCO-sample, Billboard-cnndm, Billboard-mscoco)",
+    )
+    evaluate.add_argument("--output-dir", required=True)
+    evaluate.add_argument(
+        "--instructions",
+        help="hkunlp/instructor-{base,large,xl}, a JSON file, or none "
+        "(default: the set matching the model id, else none)",
+    )
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument(
+        "--data-dir", help="local task data (default: $INSTRUCTOR_EMBED_SHARED/data or ../shared/data)"
+    )
+    evaluate.add_argument("--device")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.runner import EvalConfig, evaluate
+
+    config = EvalConfig(
+        models=tuple(args.model),
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        output_dir=args.output_dir,
+        instructions=args.instructions,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        device=args.device,
+        show_progress=not args.quiet,
+    )
+    results = evaluate(config)
+    failed = [f"{model}: {task}" for model, tasks in results.items() for task, s in tasks.items() if "error" in s]
+    print(
+        f"results written to {args.output_dir}" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr
+    )
+    return 1 if failed else 0

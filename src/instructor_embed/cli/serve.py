@@ -1,0 +1,141 @@
+"""``instructor-embed serve``: the OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InstructorEmbedError
+
+
+def add_parser(commands) -> None:
+    from ..server.settings import ServerSettings  # no FastAPI here: the parser stays light
+
+    defaults = ServerSettings(models=())
+    serve = commands.add_parser(
+        "serve",
+        help="an OpenAI-compatible embedding server with per-request instructions",
+        description="Serve models over HTTP: POST /v1/embeddings (OpenAI's API; 'instruction' extension), "
+        "POST /embed ([instruction, text] items), GET /v1/models, /health, /info, /metrics, /docs. Inputs of "
+        "concurrent requests share token-budgeted batches. Needs the 'server' extra.",
+        epilog="example: instructor-embed serve --model hkunlp/instructor-large --default-instruction "
+        '"Represent the document for retrieval: "',
+    )
+    serve.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="PATH_OR_ID or NAME=PATH_OR_ID (repeat to serve several; requests choose by name) (required)",
+    )
+    serve.add_argument("--host", default=defaults.host, help=f"address to bind (default: {defaults.host})")
+    serve.add_argument("--port", type=int, default=defaults.port, help=f"port (default: {defaults.port})")
+    serve.add_argument(
+        "--api-key", help="require 'Authorization: Bearer KEY' (default: $INSTRUCTOR_EMBED_API_KEY, else none)"
+    )
+    serve.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    serve.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], help="encoder precision (default: float32)"
+    )
+    serve.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
+    serve.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
+    serve.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        help="tokens per forward pass, padding included (default: 4096 on CPU, 16384 on GPU)",
+    )
+    for name, help in [
+        ("max_batch_size", "inputs per forward pass"),
+        ("max_concurrent_inputs", "inputs in flight before requests get 429"),
+        ("max_client_batch", "inputs per request"),
+        ("payload_limit", "request body bytes"),
+    ]:
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=getattr(defaults, name),
+            help=f"{help} (default: {getattr(defaults, name)})",
+        )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=defaults.max_wait_ms,
+        help="how long an idle model waits for more requests' inputs before it runs; inputs that arrive while a "
+        f"batch runs join the next one anyway (default: {defaults.max_wait_ms:g})",
+    )
+    serve.add_argument("--max-input-tokens", type=int, help="tokens per input (default: the model's max_seq_length)")
+    serve.add_argument("--truncate", action="store_true", help="cut longer inputs instead of refusing them")
+    serve.add_argument("--default-instruction", help="instruction for requests that give none (default: none)")
+    serve.add_argument("--quiet", action="store_true", help="log warnings and errors only")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from ..dependencies import require
+    from ..inputs import check_device
+    from ..server.settings import ServedModel, ServerSettings
+
+    uvicorn = require("server", "uvicorn", "instructor-embed serve")
+    require("server", "fastapi", "instructor-embed serve")
+    require("server", "prometheus_client", "instructor-embed serve")
+    from ..server.app import create_app
+
+    if args.device:
+        check_device(args.device)
+    settings = ServerSettings(
+        models=tuple(ServedModel.parse(option) for option in args.model),
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("INSTRUCTOR_EMBED_API_KEY") or None,
+        device=args.device,
+        dtype=args.dtype,
+        backend=args.backend,
+        quantize=args.quantize,
+        max_batch_tokens=args.max_batch_tokens,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_concurrent_inputs=args.max_concurrent_inputs,
+        max_client_batch=args.max_client_batch,
+        max_input_tokens=args.max_input_tokens,
+        truncate=args.truncate,
+        payload_limit=args.payload_limit,
+        default_instruction=args.default_instruction,
+    )
+    app = create_app(settings)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    server_logger = logging.getLogger("instructor_embed.server")
+    server_logger.addHandler(handler)
+    server_logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning" if args.quiet else "info",
+        access_log=False,  # our own log line per request carries the request id and timings
+        timeout_graceful_shutdown=60,
+    )
+    server = uvicorn.Server(config)
+    state = app.state.server
+    _stop_when_loading_fails(server, state)
+    server.run()
+    if state.load_error:
+        raise ModelLoadFailed(state.load_error)
+    return 0
+
+
+def _stop_when_loading_fails(server, state) -> None:
+    """A model that cannot load ends the server (after /health has said so) rather than leaving it up unusable."""
+    import threading
+
+    def watch() -> None:
+        while not state.ready.wait(0.2):
+            if state.load_error:
+                server.should_exit = True
+                return
+
+    threading.Thread(target=watch, name="load-watch", daemon=True).start()
+
+
+class ModelLoadFailed(InstructorEmbedError):
+    """serve could not load a model."""
