@@ -41,7 +41,7 @@ def read_output(folder) -> tuple[list, np.ndarray]:
 def run_job(tiny_t5_dir, source, output, **options):
     from instructor_embed.bulk import JobConfig, embed_file
 
-    settings = dict(input=source, output=output, model=str(tiny_t5_dir), instruction=INSTRUCTION, shard_rows=40)
+    settings = dict(input=source, output=output, model=tiny_t5_dir, instruction=INSTRUCTION, shard_rows=40)
     return embed_file(JobConfig(**{**settings, "device": "cpu", "show_progress": False, **options}))
 
 

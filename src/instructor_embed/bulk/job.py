@@ -28,6 +28,7 @@ from ..encode import postprocess
 from ..errors import InputError
 from ..records import Fields, fail, iter_rows
 from ..tokenization import Item
+from .long_text import LONG_TEXT_MODES, Chunk, chunk_table_columns, mean_of_chunks, split_long
 
 MANIFEST = "manifest.json"
 INVALID_ROWS = "invalid_rows.jsonl"
@@ -40,7 +41,7 @@ class JobConfig:
 
     input: str | os.PathLike[str]
     output: str | os.PathLike[str]  # a folder: Parquet shards and manifest.json
-    model: str
+    model: str | os.PathLike[str]  # Hub id or directory
     instruction: str | None = None  # for rows without their own
     fields: Fields = field(default_factory=Fields)
     batch_size: int = 32
@@ -52,6 +53,9 @@ class JobConfig:
     quantize: str | None = None
     normalize: bool = False
     truncate_dim: int | None = None
+    max_seq_length: int | None = None  # the model's window (default: the checkpoint's)
+    long_text: str = "truncate"  # texts over the window: "truncate", "chunk" (a row per window) or "mean"
+    chunk_overlap: int = 32  # tokens shared by consecutive windows
     skip_invalid: bool = False
     overwrite: bool = False
     show_progress: bool = True
@@ -110,7 +114,12 @@ def embed_file(config: JobConfig) -> JobSummary:
     from ..model import INSTRUCTOR
 
     model = INSTRUCTOR(
-        config.model, device=config.device, dtype=config.dtype, backend=config.backend, quantize=config.quantize
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        backend=config.backend,
+        quantize=config.quantize,
+        max_seq_length=config.max_seq_length,
     )
     identity = _identity(config, model, source)
     manifest = _open_output(output, identity, scan, config.overwrite)
@@ -122,9 +131,9 @@ def embed_file(config: JobConfig) -> JobSummary:
     try:
         for start, rows in _pending_shards(source, config, committed):
             end = start + len(rows)
-            vectors, count = _embed(model, rows, config, progress)
+            vectors, count, chunks = _embed(model, rows, config, progress)
             name = f"part-{len(manifest['shards']):05d}.parquet"
-            table = _table(pa, rows, vectors, scan, start)
+            table = _table(pa, rows, vectors, scan, start, chunks)
             digest = _write_atomically(output / name, lambda path, table=table: pq.write_table(table, path))
             manifest["shards"].append({"file": name, "start": start, "end": end, "sha256": digest})
             manifest["complete"] = end == scan.valid
@@ -150,6 +159,12 @@ def _check_config(config: JobConfig, output: Path) -> None:
     for name in ("batch_size", "shard_rows"):
         if getattr(config, name) < 1:
             raise InputError(f"{name} must be at least 1", param=name)
+    if config.long_text not in LONG_TEXT_MODES:
+        raise InputError(
+            f"long_text must be one of {', '.join(LONG_TEXT_MODES)}, got {config.long_text!r}", param="long_text"
+        )
+    if config.chunk_overlap < 0:
+        raise InputError("chunk_overlap must not be negative", param="chunk_overlap")
     if output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file; the output of a bulk job is a folder", path=output)
 
@@ -173,7 +188,7 @@ def _scan(source: Path, fields: Fields) -> _Scan:
 def _identity(config: JobConfig, model, source: Path) -> dict:
     """What must not change between runs of one job."""
     return {
-        "model": {"name": config.model, "fingerprint": _model_fingerprint(config.model, model)},
+        "model": {"name": os.fspath(config.model), "fingerprint": _model_fingerprint(model)},
         "runtime": model.transformer.runtime.describe(),
         "max_seq_length": model.max_seq_length,
         "instruction": config.instruction,
@@ -182,6 +197,8 @@ def _identity(config: JobConfig, model, source: Path) -> dict:
         "truncate_dim": config.truncate_dim,
         "dimension": min(model.get_sentence_embedding_dimension(), config.truncate_dim or 1 << 30),
         "shard_rows": config.shard_rows,
+        "long_text": config.long_text,
+        "chunk_overlap": config.chunk_overlap if config.long_text != "truncate" else None,
         "input": {"path": str(source.resolve()), "fingerprint": _file_digest(source)},
     }
 
@@ -258,30 +275,41 @@ def _pending_shards(source: Path, config: JobConfig, committed: int):
         yield start, rows
 
 
-def _embed(model, rows: list[tuple], config: JobConfig, progress) -> tuple[np.ndarray, int]:
+def _embed(model, rows: list[tuple], config: JobConfig, progress) -> tuple[np.ndarray, int, list[Chunk] | None]:
+    """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, and its chunks."""
     engine = model.engine
     items = [
         Item(instruction if instruction is not None else config.instruction, text) for _, _, instruction, text in rows
     ]
-    tokenized = engine.tokenize(items)
+    chunks = None if config.long_text == "truncate" else split_long(items, engine.tokenizer, config.chunk_overlap)
+    tokenized = engine.tokenize(items if chunks is None else [chunk.item for chunk in chunks])
+    done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
     vectors = engine.run(
-        tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=progress.update
+        tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
     )
+    if chunks is not None:
+        progress.update(len(rows))
+    if config.long_text == "mean":
+        vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
     vectors = postprocess(vectors, truncate_dim=config.truncate_dim, normalize=config.normalize)
-    return vectors.numpy(), sum(tokenized.token_counts)
+    return vectors.numpy(), sum(tokenized.token_counts), chunks
 
 
-def _table(pa, rows: list[tuple], vectors: np.ndarray, scan: _Scan, start: int):
+def _table(pa, rows: list[tuple], vectors: np.ndarray, scan: _Scan, start: int, chunks: list[Chunk] | None = None):
+    """The shard as a table: a row per input row, or per chunk (with its number and character span)."""
+    owners = list(range(len(rows))) if chunks is None else [chunk.row for chunk in chunks]
     if scan.ids == "row_number":
-        ids = pa.array(range(start, start + len(rows)), pa.int64())
+        ids = pa.array([start + owner for owner in owners], pa.int64())
     elif scan.ids == "int":
-        ids = pa.array([row_id for _, row_id, _, _ in rows], pa.int64())
+        ids = pa.array([rows[owner][1] for owner in owners], pa.int64())
     else:
-        ids = pa.array([str(row_id) for _, row_id, _, _ in rows], pa.string())
+        ids = pa.array([str(rows[owner][1]) for owner in owners], pa.string())
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).reshape(-1)), vectors.shape[1])
     columns = {"id": ids, "embedding": embedding}
     if scan.row_instructions:
-        columns["instruction"] = pa.array([instruction for _, _, instruction, _ in rows], pa.string())
+        columns["instruction"] = pa.array([rows[owner][2] for owner in owners], pa.string())
+    if chunks is not None:
+        columns |= {name: pa.array(values) for name, values in chunk_table_columns(chunks).items()}
     return pa.table(columns)
 
 
@@ -314,7 +342,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _model_fingerprint(name: str, model) -> str:
+def _model_fingerprint(model) -> str:
     """A digest of the encoder's and head's weights (their values, so a retrained checkpoint at the same path
     differs); sampled from each tensor so that a 5 GB model takes a moment, not minutes."""
     import torch

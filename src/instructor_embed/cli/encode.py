@@ -68,6 +68,18 @@ def add_parser(commands) -> None:
     encode.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
     encode.add_argument("--normalize", action="store_true", help="scale vectors to unit length")
     encode.add_argument("--truncate-dim", type=int, help="keep the first N dimensions")
+    encode.add_argument("--max-seq-length", type=int, help="the model's window in tokens (default: the checkpoint's)")
+    encode.add_argument(
+        "--long-text",
+        choices=["truncate", "chunk", "mean"],
+        default="truncate",
+        help="folder output: texts over the window are cut (truncate), split into overlapping windows with a row "
+        "each (chunk: chunk_index, char_start, char_end columns), or embedded as the token-weighted mean of their "
+        "windows (mean) (default: truncate)",
+    )
+    encode.add_argument(
+        "--chunk-overlap", type=int, default=32, help="tokens shared by consecutive windows (default: 32)"
+    )
     encode.add_argument(
         "--skip-invalid", action="store_true", help="folder output: skip bad rows, listed in invalid_rows.jsonl"
     )
@@ -84,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     fields = Fields(args.text_field, args.id_field, args.instruction_field)
     if args.output.suffix == "" or args.output.is_dir():
         return _encode_folder(args, fields)
+    if args.long_text != "truncate" or args.skip_invalid:
+        from ..errors import InputError
+
+        option = "--skip-invalid" if args.skip_invalid else f"--long-text {args.long_text}"
+        raise InputError(f"{option} needs a folder as --output (a resumable job), not {args.output}", param="output")
     from tqdm.auto import tqdm
 
     from ..errors import InputError
@@ -95,7 +112,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}", param="batch_size")
     check_output_path(args.output, args.overwrite)
     records = read_records(args.input, args.instruction, fields)  # every line checked before the model loads
-    model = INSTRUCTOR(args.model, device=args.device, dtype=args.dtype, backend=args.backend, quantize=args.quantize)
+    model = INSTRUCTOR(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        backend=args.backend,
+        quantize=args.quantize,
+        max_seq_length=args.max_seq_length,
+    )
     engine = model.engine
     tokenized = engine.tokenize([Item(record.instruction, record.text) for record in records])
     with tqdm(total=len(records), unit="text", disable=args.quiet, desc="Embedding") as progress:
@@ -134,6 +158,9 @@ def _encode_folder(args: argparse.Namespace, fields) -> int:
             quantize=args.quantize,
             normalize=args.normalize,
             truncate_dim=args.truncate_dim,
+            max_seq_length=args.max_seq_length,
+            long_text=args.long_text,
+            chunk_overlap=args.chunk_overlap,
             skip_invalid=args.skip_invalid,
             overwrite=args.overwrite,
             show_progress=not args.quiet,

@@ -1,0 +1,84 @@
+"""INSTRUCTOR inside a user's own Ray Data pipeline (extra ``ray``): a callable class for ``map_batches``.
+
+    import ray
+    from instructor_embed.bulk.ray import InstructorBatchEmbedder
+
+    ds = ray.data.read_json("s3://bucket/docs/")
+    ds = ds.map_batches(
+        InstructorBatchEmbedder,
+        fn_constructor_kwargs={"model": "hkunlp/instructor-large",
+                               "instruction": "Represent the document for retrieval: "},
+        batch_size=256, concurrency=4, num_gpus=1,      # one model per actor; drop num_gpus on CPUs
+    )
+    ds.write_parquet("s3://bucket/vectors/")
+
+Each actor loads the model once and runs the library's engine steps on every batch, so the vectors are what
+``INSTRUCTOR.encode`` gives. The class needs nothing from Ray itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..encode import postprocess
+from ..errors import InputError
+from ..tokenization import Item
+
+
+class InstructorBatchEmbedder:
+    """Adds an ``embedding`` column (float32, one row per text) to each batch of a Ray Data dataset.
+
+    Args:
+        model: Hub id or directory. ``instruction``: for rows without their own (``instruction_field``).
+        text_field, instruction_field, output_field: the batch's column names.
+        batch_size, max_batch_tokens: the forward passes inside one Ray batch.
+        normalize, truncate_dim: as ``encode``. device, dtype, backend, quantize: as ``INSTRUCTOR``.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        instruction: str | None = None,
+        *,
+        text_field: str = "text",
+        instruction_field: str = "instruction",
+        output_field: str = "embedding",
+        batch_size: int = 32,
+        max_batch_tokens: int | None = None,
+        normalize: bool = False,
+        truncate_dim: int | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
+    ):
+        from ..model import INSTRUCTOR
+
+        self.model = INSTRUCTOR(model, device=device, dtype=dtype, backend=backend, quantize=quantize)
+        self.instruction, self.text_field = instruction, text_field
+        self.instruction_field, self.output_field = instruction_field, output_field
+        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.normalize, self.truncate_dim = normalize, truncate_dim
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        if self.text_field not in batch:
+            raise InputError(f"the batch has no {self.text_field!r} column (has {sorted(batch)})", param="text_field")
+        texts = list(batch[self.text_field])
+        own = list(batch[self.instruction_field]) if self.instruction_field in batch else [None] * len(texts)
+        items = []
+        for row, (text, instruction) in enumerate(zip(texts, own, strict=True)):
+            if not isinstance(text, str):
+                raise InputError(
+                    f"row {row} of the batch: {self.text_field!r} must be a string, not {type(text).__name__}",
+                    param=self.text_field,
+                    index=row,
+                )
+            # a row's own instruction wins; null, NaN or "" (columnar formats' "none") mean the default
+            items.append(Item(instruction if isinstance(instruction, str) and instruction else self.instruction, text))
+        engine = self.model.engine
+        vectors = engine.run(engine.tokenize(items), batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
+        vectors = postprocess(vectors, truncate_dim=self.truncate_dim, normalize=self.normalize)
+        return {**batch, self.output_field: vectors.numpy().astype(np.float32)}
