@@ -139,6 +139,9 @@ def embed_file(config: JobConfig) -> JobSummary:
             manifest["complete"] = end == scan.valid
             _write_manifest(output, manifest)
             embedded_now, tokens = embedded_now + len(rows), tokens + count
+            progress.set_postfix(
+                tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}", shards=len(manifest["shards"])
+            )
     finally:
         progress.close()
     if scan.valid == 0 or (manifest["shards"] and manifest["shards"][-1]["end"] == scan.valid):
