@@ -9,9 +9,11 @@ import time
 
 import numpy as np
 import pytest
-from serving import API_KEY, httpx, running_server
+from serving import API_KEY, running_server
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
 
 TEXTS = ["A man is playing a guitar.", "The stock market fell sharply on Monday.", "Aspirin lowers fever."]
 INSTRUCTION = "Represent the sentence for retrieving duplicate sentences: "

@@ -10,12 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
-
 API_KEY = "test-key-0123456789"
 
 
@@ -38,6 +32,8 @@ class ServerProcess:
         self.process = subprocess.Popen([*command, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self, timeout: float = 180) -> None:
+        import httpx
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
