@@ -1,0 +1,1 @@
+"""Framework integrations, each behind its own extra; the library never imports them."""
