@@ -37,3 +37,9 @@ def test_a_persisted_collection_reopens_with_its_function(tmp_path):
     assert reopened.configuration["embedding_function"].get_config() == function.get_config()
     found = reopened.query(query_texts=["interest rates"], n_results=1)  # embedded by the restored function
     assert found["ids"] == [["b"]]
+
+
+def test_a_t5_instructor_checkpoint(tiny_t5_dir, tiny_model):
+    function = InstructorEmbeddingFunction(model_name=str(tiny_t5_dir), device="cpu", instruction=INSTRUCTION)
+    expected = tiny_model.encode([[INSTRUCTION, text] for text in TEXTS])
+    assert np.abs(np.array(function(TEXTS)) - expected).max() <= 1e-6

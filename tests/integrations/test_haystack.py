@@ -73,3 +73,9 @@ def test_components_round_trip_through_to_dict_and_pipeline_yaml():
     # Haystack 3 deserialises only allow-listed modules: users name ours once, as for any third-party component.
     restored = Pipeline.loads(pipeline.dumps(), allowed_modules=["instructor_embed.integrations.haystack"])
     assert restored.get_component("embedder").to_dict() == pipeline.get_component("embedder").to_dict()
+
+
+def test_a_t5_instructor_checkpoint(tiny_t5_dir, tiny_model):
+    embedder = InstructorTextEmbedder(model=str(tiny_t5_dir), device="cpu", instruction=QUERY_INSTRUCTION)
+    expected = tiny_model.encode([[QUERY_INSTRUCTION, "a question"]])[0]
+    assert np.abs(np.array(embedder.run("a question")["embedding"]) - expected).max() <= 1e-6

@@ -89,3 +89,10 @@ def test_remote_mode_calls_a_running_server(minilm_dir, minilm_model, tmp_path):
             wrong.embed_query("x")
     assert np.abs(documents - minilm_model.encode([[RETRIEVAL.corpus, s] for s in SENTENCES])).max() <= 1e-6
     assert np.abs(query - minilm_model.encode([[RETRIEVAL.query, "who plays music?"]])[0]).max() <= 1e-6
+
+
+def test_a_t5_instructor_checkpoint(tiny_t5_dir, tiny_model):
+    """The INSTRUCTOR architecture itself (random T5 weights, real tokenizer), not only MiniLM."""
+    t5 = InstructorEmbeddings(model_name=str(tiny_t5_dir), model_kwargs={"device": "cpu"})
+    expected = tiny_model.encode([[RETRIEVAL.corpus, s] for s in SENTENCES])
+    assert np.abs(np.array(t5.embed_documents(SENTENCES)) - expected).max() <= 1e-6

@@ -52,3 +52,9 @@ def test_vector_store_index_retrieves_the_right_node(embedding):
     retriever = index.as_retriever(similarity_top_k=1)
     assert retriever.retrieve("Which medicine lowers a temperature?")[0].node.get_content() == SENTENCES[2]
     assert retriever.retrieve("monetary policy news")[0].node.get_content() == SENTENCES[1]
+
+
+def test_a_t5_instructor_checkpoint(tiny_t5_dir, tiny_model):
+    t5 = InstructorEmbedding(model_name=str(tiny_t5_dir), device="cpu", text_instruction="Represent the passage: ")
+    expected = tiny_model.encode([["Represent the passage: ", s] for s in SENTENCES])
+    assert np.abs(np.array(t5.get_text_embedding_batch(SENTENCES)) - expected).max() <= 1e-6
