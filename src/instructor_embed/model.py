@@ -45,7 +45,9 @@ class INSTRUCTOR(nn.Sequential):
         revision: a Hub branch, tag or commit.
         token: a Hub token for private models.
         max_seq_length: tokens per item after truncation; default the checkpoint's own (512 for INSTRUCTOR).
-        dtype: the encoder's precision: ``"float32"`` (default, exact), ``"bfloat16"``, ``"float16"`` (GPU).
+        dtype: the encoder's precision: ``"float32"`` (default, exact), ``"bfloat16"``, ``"float16"`` (GPU), or
+            ``"auto"``: the fastest faithful mode for this machine (see :mod:`instructor_embed.hardware`), shown in
+            ``repr`` with the reason.
         quantize: ``"int8"`` for dynamic int8 (ONNX Runtime with ``backend="onnx"``, torchao with ``"torch"``).
         backend: ``"torch"`` or ``"onnx"`` (ONNX Runtime; the export is cached, see ``INSTRUCTOR_EMBED_CACHE``).
         compile: ``torch.compile`` the encoder (slow first calls; worth it only for long runs).
@@ -67,9 +69,9 @@ class INSTRUCTOR(nn.Sequential):
         compile: bool = False,
         truncate_dim: int | None = None,
     ):
-        runtime = RuntimeOptions.parse(dtype, quantize, backend, compile)
         check_truncate_dim(truncate_dim)
         device = _default_device() if device is None else check_device(device)
+        runtime = RuntimeOptions.parse(dtype, quantize, backend, compile, device)
         directory = resolve_model_dir(model_name_or_path, cache_folder=cache_folder, revision=revision, token=token)
         onnx_cache = Path(cache_folder) if cache_folder is not None else None
         super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length, runtime, onnx_cache))

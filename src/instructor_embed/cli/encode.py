@@ -62,7 +62,9 @@ def add_parser(commands) -> None:
     )
     encode.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     encode.add_argument(
-        "--dtype", choices=["float32", "bfloat16", "float16"], help="encoder precision (default: float32)"
+        "--dtype",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="encoder precision; auto: the fastest faithful mode for this machine (default: float32)",
     )
     encode.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
     encode.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")

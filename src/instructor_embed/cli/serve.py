@@ -33,7 +33,9 @@ def add_parser(commands) -> None:
     )
     serve.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     serve.add_argument(
-        "--dtype", choices=["float32", "bfloat16", "float16"], help="encoder precision (default: float32)"
+        "--dtype",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="encoder precision; auto: the fastest faithful mode for this machine (default: float32)",
     )
     serve.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
     serve.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")

@@ -1,0 +1,91 @@
+"""What the machine can do fast, and the fastest faithful mode for it: ``INSTRUCTOR(path, dtype="auto")``.
+
+Measured on this project's machines (README, "Speed"): on a CPU with AVX512-BF16 (or AMX), bfloat16 runs
+2.2-2.8x the original at cosine >= 0.9999 to float32 on real weights; without them bf16 matrix products have no
+native path (measured at 0.23x the original's speed on an AVX2-only CPU), and ONNX Runtime float32 is the fastest
+exact mode (1.3-1.7x). Dynamic int8 is never chosen: on real MiniLM weights ONNX int8's cosine to float32 fell to
+0.934, below the 0.98 fidelity bar. On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
+
+``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
+containers whose cpuinfo is misleading, and for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+FLAGS_VARIABLE = "INSTRUCTOR_EMBED_CPU_FLAGS"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The CPU's instruction-set flags and, when the model runs on a GPU, its compute capability."""
+
+    cpu_flags: frozenset[str]
+    cuda_capability: tuple[int, int] | None = None
+
+    @property
+    def native_bf16(self) -> bool:
+        return any(flag in self.cpu_flags for flag in NATIVE_BF16)
+
+    def describe(self) -> str:
+        if self.cuda_capability:
+            return f"CUDA compute capability {self.cuda_capability[0]}.{self.cuda_capability[1]}"
+        wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+        return "CPU with " + (", ".join(flag for flag in wanted if flag in self.cpu_flags) or "no AVX2")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The mode ``dtype="auto"`` picked, and why."""
+
+    dtype: str
+    backend: str
+    reason: str
+
+
+def detect(device_type: str = "cpu", device_index: int | None = None) -> Hardware:
+    """The hardware a model on ``device_type`` runs on (CPU flags from ``INSTRUCTOR_EMBED_CPU_FLAGS`` or cpuinfo)."""
+    capability = None
+    if device_type == "cuda":
+        import torch
+
+        capability = tuple(torch.cuda.get_device_capability(device_index))
+    return Hardware(frozenset(_cpu_flags()), capability)
+
+
+def choose(hardware: Hardware, device_type: str, onnx_available: bool) -> Choice:
+    """The fastest mode that stays faithful (cosine >= 0.98 to float32 on real weights) on ``hardware``."""
+    where = hardware.describe()
+    if device_type == "cuda":
+        major = (hardware.cuda_capability or (0, 0))[0]
+        if major >= 8:
+            return Choice("bfloat16", "torch", f"{where}: bf16 tensor cores, float32's range (no fp16 overflow)")
+        if major >= 7:
+            return Choice("float16", "torch", f"{where}: fp16 tensor cores, no bf16")
+        return Choice("float32", "torch", f"{where}: no tensor cores")
+    if device_type != "cpu":
+        return Choice("float32", "torch", f"{device_type}: float32 (no measurements on this device)")
+    if hardware.native_bf16:
+        return Choice("bfloat16", "torch", f"{where}: native bf16 matrix products")
+    if onnx_available:
+        return Choice("float32", "onnx", f"{where}: no native bf16; ONNX Runtime float32 is the fastest exact mode")
+    return Choice(
+        "float32", "torch", f"{where}: no native bf16 (pip install 'instructor-embed[onnx]' for a faster exact mode)"
+    )
+
+
+def _cpu_flags() -> set[str]:
+    override = os.environ.get(FLAGS_VARIABLE)
+    if override is not None:
+        return set(override.split())
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.system() == "Linux" and cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    return set()

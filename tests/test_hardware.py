@@ -1,0 +1,54 @@
+"""dtype="auto": the fastest faithful mode for the machine, chosen from its features (mocked and real)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from instructor_embed import INSTRUCTOR, InputError
+from instructor_embed.hardware import Hardware, choose, detect
+
+
+@pytest.mark.parametrize(
+    ("flags", "capability", "device", "onnx", "expected"),
+    [
+        ({"avx2", "fma"}, None, "cpu", True, ("float32", "onnx")),
+        ({"avx2", "fma"}, None, "cpu", False, ("float32", "torch")),
+        ({"avx2", "avx512f", "avx512_vnni"}, None, "cpu", True, ("float32", "onnx")),  # VNNI: int8 is not faithful
+        ({"avx2", "avx512f", "avx512_bf16"}, None, "cpu", True, ("bfloat16", "torch")),
+        ({"avx2", "amx_bf16", "amx_tile"}, None, "cpu", False, ("bfloat16", "torch")),
+        (set(), (9, 0), "cuda", True, ("bfloat16", "torch")),
+        (set(), (7, 5), "cuda", True, ("float16", "torch")),
+        (set(), (6, 1), "cuda", True, ("float32", "torch")),
+    ],
+)
+def test_the_choice_for_each_kind_of_machine(flags, capability, device, onnx, expected):
+    choice = choose(Hardware(frozenset(flags), capability), device, onnx)
+    assert (choice.dtype, choice.backend) == expected and choice.reason
+
+
+def test_cpu_features_come_from_a_public_override(monkeypatch, tiny_t5_dir, tmp_path):
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma avx512f avx512_bf16")
+    assert detect().native_bf16
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto")
+    assert "bfloat16, backend=torch, auto: CPU with avx2, avx512f, avx512_bf16: native bf16" in repr(model)
+
+
+def test_auto_on_this_machine_is_faithful(tiny_t5_dir, tiny_model, tmp_path):
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto", cache_folder=tmp_path)
+    assert "auto: CPU with" in repr(model)
+    items = [["Represent the sentence:", "a cat sat on the mat"], "plain text"]
+    vectors, reference = model.encode(items), tiny_model.encode(items)
+    cosines = (vectors * reference).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosines.min() >= 0.999
+
+
+def test_bfloat16_without_native_support_warns_with_what_to_use(monkeypatch, tiny_t5_dir):
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma")
+    with pytest.warns(UserWarning, match="no native path .* Use dtype='auto'"):
+        INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="bfloat16")
+
+
+def test_auto_chooses_the_backend_too(tiny_t5_dir):
+    with pytest.raises(InputError, match="dtype='auto' chooses the backend too"):
+        INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto", quantize="int8")
