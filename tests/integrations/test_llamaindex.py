@@ -58,3 +58,16 @@ def test_a_t5_instructor_checkpoint(tiny_t5_dir, tiny_model):
     t5 = InstructorEmbedding(model_name=str(tiny_t5_dir), device="cpu", text_instruction="Represent the passage: ")
     expected = tiny_model.encode([["Represent the passage: ", s] for s in SENTENCES])
     assert np.abs(np.array(t5.get_text_embedding_batch(SENTENCES)) - expected).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_remote_mode_calls_a_running_server(minilm_dir, minilm_model, tmp_path):
+    pytest.importorskip("fastapi")
+    from serving import running_server
+
+    with running_server(["--model", f"minilm={minilm_dir}", "--device", "cpu"], tmp_path / "log") as server:
+        remote = InstructorEmbedding(model_name="minilm", base_url=server.url, text_instruction="Represent the text: ")
+        texts = np.array(remote.get_text_embedding_batch(SENTENCES))
+        query = np.array(asyncio.run(remote.aget_query_embedding("who plays music?")))
+    assert np.abs(texts - minilm_model.encode([["Represent the text: ", s] for s in SENTENCES])).max() <= 1e-6
+    assert np.abs(query - minilm_model.encode([[RETRIEVAL.query, "who plays music?"]])[0]).max() <= 1e-6

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .options import add_model_options
+
 EPILOG = """\
 examples:
   instructor-embed encode --model hkunlp/instructor-large --input titles.txt --output titles.npy \\
@@ -60,14 +62,7 @@ def add_parser(commands) -> None:
     encode.add_argument(
         "--max-batch-tokens", type=int, help="tokens per forward pass, padding included (default: no cap)"
     )
-    encode.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
-    encode.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16", "float16", "auto"],
-        help="encoder precision; auto: the fastest faithful mode for this machine (default: float32)",
-    )
-    encode.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
-    encode.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
+    add_model_options(encode)
     encode.add_argument("--normalize", action="store_true", help="scale vectors to unit length")
     encode.add_argument("--truncate-dim", type=int, help="keep the first N dimensions")
     encode.add_argument("--max-seq-length", type=int, help="the model's window in tokens (default: the checkpoint's)")

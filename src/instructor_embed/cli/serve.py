@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InstructorEmbedError
+from .options import add_model_options
 
 
 def add_parser(commands) -> None:
@@ -31,14 +32,7 @@ def add_parser(commands) -> None:
     serve.add_argument(
         "--api-key", help="require 'Authorization: Bearer KEY' (default: $INSTRUCTOR_EMBED_API_KEY, else none)"
     )
-    serve.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
-    serve.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16", "float16", "auto"],
-        help="encoder precision; auto: the fastest faithful mode for this machine (default: float32)",
-    )
-    serve.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
-    serve.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
+    add_model_options(serve)
     serve.add_argument(
         "--max-batch-tokens",
         type=int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..dependencies import require
 from ..errors import InstructorEmbedError
 
@@ -10,12 +12,51 @@ class RemoteError(InstructorEmbedError):
     """The server answered with an error (its message included) or could not be reached."""
 
 
-def _request(texts: list[str], instruction: str | None, model: str, api_key: str | None) -> tuple[dict, dict]:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    body = {"model": model, "input": texts, "encoding_format": "float"}
-    if instruction is not None:
-        body["instruction"] = instruction
-    return body, headers
+@dataclass(frozen=True)
+class Remote:
+    """A served model: ``POST {base_url}/v1/embeddings`` with texts and their instruction."""
+
+    base_url: str
+    model: str
+    api_key: str | None
+    timeout: float
+    extra: str  # the extra that installs httpx for the integration using this
+
+    def embed(self, texts: list[str], instruction: str | None) -> list[list[float]]:
+        if not texts:
+            return []
+        httpx = require(self.extra, "httpx", "remote mode")
+        try:
+            response = httpx.post(
+                self._url, json=self._body(texts, instruction), headers=self._headers, timeout=self.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.base_url}: {exc}") from exc
+        return _vectors(response)
+
+    async def aembed(self, texts: list[str], instruction: str | None) -> list[list[float]]:
+        """The same as :meth:`embed`, without blocking the event loop."""
+        if not texts:
+            return []
+        httpx = require(self.extra, "httpx", "remote mode")
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            try:
+                response = await client.post(self._url, json=self._body(texts, instruction), headers=self._headers)
+            except httpx.HTTPError as exc:
+                raise RemoteError(f"cannot reach {self.base_url}: {exc}") from exc
+        return _vectors(response)
+
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/v1/embeddings"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _body(self, texts: list[str], instruction: str | None) -> dict:
+        body = {"model": self.model, "input": texts, "encoding_format": "float"}
+        return body if instruction is None else {**body, "instruction": instruction}
 
 
 def _vectors(response) -> list[list[float]]:
@@ -25,48 +66,4 @@ def _vectors(response) -> list[list[float]]:
         except Exception:  # not our error shape: show the start of whatever came back
             message = response.text[:200]
         raise RemoteError(f"{response.request.url} answered {response.status_code}: {message}")
-    data = sorted(response.json()["data"], key=lambda item: item["index"])
-    return [item["embedding"] for item in data]
-
-
-def embed_remote(
-    base_url: str,
-    texts: list[str],
-    instruction: str | None,
-    model: str,
-    api_key: str | None,
-    timeout: float,
-    extra: str,
-) -> list[list[float]]:
-    """``POST {base_url}/v1/embeddings`` with the texts and their instruction; the vectors in input order."""
-    if not texts:
-        return []
-    httpx = require(extra, "httpx", "remote mode")
-    body, headers = _request(texts, instruction, model, api_key)
-    try:
-        response = httpx.post(f"{base_url.rstrip('/')}/v1/embeddings", json=body, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise RemoteError(f"cannot reach {base_url}: {exc}") from exc
-    return _vectors(response)
-
-
-async def aembed_remote(
-    base_url: str,
-    texts: list[str],
-    instruction: str | None,
-    model: str,
-    api_key: str | None,
-    timeout: float,
-    extra: str,
-) -> list[list[float]]:
-    """The same as :func:`embed_remote`, without blocking the event loop."""
-    if not texts:
-        return []
-    httpx = require(extra, "httpx", "remote mode")
-    body, headers = _request(texts, instruction, model, api_key)
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        try:
-            response = await client.post(f"{base_url.rstrip('/')}/v1/embeddings", json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {base_url}: {exc}") from exc
-    return _vectors(response)
+    return [item["embedding"] for item in sorted(response.json()["data"], key=lambda item: item["index"])]

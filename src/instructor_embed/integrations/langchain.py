@@ -19,7 +19,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..instructions import RETRIEVAL
-from ._remote import aembed_remote, embed_remote
+from ._remote import Remote
 
 
 class InstructorEmbeddings(BaseModel, Embeddings):
@@ -68,20 +68,19 @@ class InstructorEmbeddings(BaseModel, Embeddings):
 
     def _embed(self, texts: list[str], instruction: str) -> list[list[float]]:
         if self.base_url is not None:
-            return embed_remote(
-                self.base_url, texts, instruction, self.model_name, self.api_key, self.timeout, "langchain"
-            )
+            return self._remote().embed(texts, instruction)
         if not texts:
             return []
         items = [[instruction, text] for text in texts]
         options = {"show_progress_bar": self.show_progress, **self.encode_kwargs}
         return self._model.encode(items, **options).tolist()
 
+    def _remote(self) -> Remote:
+        return Remote(self.base_url, self.model_name, self.api_key, self.timeout, "langchain")
+
     async def _aembed(self, texts: list[str], instruction: str) -> list[list[float]]:
         if self.base_url is not None:
-            return await aembed_remote(
-                self.base_url, texts, instruction, self.model_name, self.api_key, self.timeout, "langchain"
-            )
+            return await self._remote().aembed(texts, instruction)
         return await asyncio.to_thread(self._embed, texts, instruction)  # the model runs off the event loop
 
 

@@ -19,7 +19,7 @@ from llama_index.core.base.embeddings.base import DEFAULT_EMBED_BATCH_SIZE, Base
 from pydantic import Field, PrivateAttr
 
 from ..instructions import RETRIEVAL
-from ._remote import aembed_remote, embed_remote
+from ._remote import Remote
 
 
 class InstructorEmbedding(BaseEmbedding):
@@ -83,14 +83,13 @@ class InstructorEmbedding(BaseEmbedding):
 
     def _embed(self, texts: list[str], instruction: str) -> list[list[float]]:
         if self.base_url is not None:
-            return embed_remote(
-                self.base_url, texts, instruction, self.model_name, self.api_key, self.timeout, "llamaindex"
-            )
+            return self._remote().embed(texts, instruction)
         return self._model.encode([[instruction, text] for text in texts], batch_size=self.embed_batch_size).tolist()
+
+    def _remote(self) -> Remote:
+        return Remote(self.base_url, self.model_name, self.api_key, self.timeout, "llamaindex")
 
     async def _aembed(self, texts: list[str], instruction: str) -> list[list[float]]:
         if self.base_url is not None:
-            return await aembed_remote(
-                self.base_url, texts, instruction, self.model_name, self.api_key, self.timeout, "llamaindex"
-            )
+            return await self._remote().aembed(texts, instruction)
         return await asyncio.to_thread(self._embed, texts, instruction)
