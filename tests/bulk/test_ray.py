@@ -25,7 +25,7 @@ def test_map_batches_gives_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_pat
             InstructorBatchEmbedder,
             fn_constructor_kwargs={"model": str(tiny_t5_dir), "instruction": INSTRUCTION, "device": "cpu"},
             batch_size=16,
-            concurrency=1,
+            compute=ray.data.ActorPoolStrategy(size=1),
             batch_format="numpy",
         )
         dataset.write_parquet(str(tmp_path / "vectors"))
@@ -35,3 +35,32 @@ def test_map_batches_gives_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_pat
     expected = tiny_model.encode([[row["instruction"] or INSTRUCTION, row["text"]] for row in rows])
     assert [row["id"] for row in out] == list(range(40))
     assert np.abs(np.array([row["embedding"] for row in out]) - expected).max() <= 1e-6
+
+
+def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path):
+    """encode's resumable job with its forward passes on a Ray actor pool: the same rows and vectors as the local
+    engine; after an interruption (the manifest cut back to its first shard, as a kill would leave it) a re-run
+    on Ray does the rest."""
+    import json
+
+    from test_job import read_output, run_job, write_input
+
+    write_input(tmp_path / "in.jsonl", 60)
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "local", shard_rows=30)
+    try:
+        summary = run_job(
+            tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "ray", shard_rows=30, engine="ray", num_workers=1
+        )
+        assert (summary.rows, summary.shards) == (60, 2)
+        manifest_path = tmp_path / "ray" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest_path.write_text(json.dumps({**manifest, "shards": manifest["shards"][:1], "complete": False}))
+        resumed = run_job(
+            tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "ray", shard_rows=30, engine="ray", num_workers=1
+        )
+    finally:
+        ray.shutdown()
+    assert resumed.embedded_now == 30
+    local_ids, local = read_output(tmp_path / "local")
+    ray_ids, on_ray = read_output(tmp_path / "ray")
+    assert ray_ids == local_ids and np.abs(on_ray - local).max() <= 1e-6

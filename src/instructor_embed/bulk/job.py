@@ -59,6 +59,10 @@ class JobConfig:
     skip_invalid: bool = False
     overwrite: bool = False
     show_progress: bool = True
+    engine: str = "local"  # "local", or "ray": each shard's forward passes on a Ray actor pool (extra ray)
+    ray_address: str | None = None  # a running cluster ("auto", "ray://head:10001"); None: a local instance
+    num_workers: int = 1  # Ray actors, one model each
+    gpus_per_worker: float = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,10 @@ def embed_file(config: JobConfig) -> JobSummary:
         quantize=config.quantize,
         max_seq_length=config.max_seq_length,
     )
+    if config.engine == "ray":
+        from .ray import start_ray
+
+        start_ray(config)
     identity = _identity(config, model, source)
     manifest = _open_output(output, identity, scan, config.overwrite)
     if config.skip_invalid:
@@ -168,6 +176,10 @@ def _check_config(config: JobConfig, output: Path) -> None:
         )
     if config.chunk_overlap < 0:
         raise InputError("chunk_overlap must not be negative", param="chunk_overlap")
+    if config.engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray', got {config.engine!r}", param="engine")
+    if config.num_workers < 1:
+        raise InputError("num_workers must be at least 1", param="num_workers")
     if output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file; the output of a bulk job is a folder", path=output)
 
@@ -285,13 +297,20 @@ def _embed(model, rows: list[tuple], config: JobConfig, progress) -> tuple[np.nd
         Item(instruction if instruction is not None else config.instruction, text) for _, _, instruction, text in rows
     ]
     chunks = None if config.long_text == "truncate" else split_long(items, engine.tokenizer, config.chunk_overlap)
-    tokenized = engine.tokenize(items if chunks is None else [chunk.item for chunk in chunks])
-    done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
-    vectors = engine.run(
-        tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
-    )
-    if chunks is not None:
+    embedded = items if chunks is None else [chunk.item for chunk in chunks]
+    tokenized = engine.tokenize(embedded)  # the token counts; and the batches, when this process embeds
+    if config.engine == "ray":
+        from .ray import embed_on_ray
+
+        vectors = embed_on_ray(embedded, config)
         progress.update(len(rows))
+    else:
+        done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
+        vectors = engine.run(
+            tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
+        )
+        if chunks is not None:
+            progress.update(len(rows))
     if config.long_text == "mean":
         vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
     vectors = postprocess(vectors, truncate_dim=config.truncate_dim, normalize=config.normalize)

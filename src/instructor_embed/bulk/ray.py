@@ -8,7 +8,7 @@
         InstructorBatchEmbedder,
         fn_constructor_kwargs={"model": "hkunlp/instructor-large",
                                "instruction": "Represent the document for retrieval: "},
-        batch_size=256, concurrency=4, num_gpus=1,      # one model per actor; drop num_gpus on CPUs
+        batch_size=256, compute=ray.data.ActorPoolStrategy(size=4), num_gpus=1,   # one model per actor
     )
     ds.write_parquet("s3://bucket/vectors/")
 
@@ -19,10 +19,14 @@ Each actor loads the model once and runs the library's engine steps on every bat
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..dependencies import require
+
+if TYPE_CHECKING:
+    import torch
 from ..encode import postprocess
 from ..errors import InputError
 from ..tokenization import Item
@@ -54,10 +58,13 @@ class InstructorBatchEmbedder:
         dtype: str | None = None,
         backend: str = "torch",
         quantize: str | None = None,
+        max_seq_length: int | None = None,
     ):
         from ..model import INSTRUCTOR
 
-        self.model = INSTRUCTOR(model, device=device, dtype=dtype, backend=backend, quantize=quantize)
+        self.model = INSTRUCTOR(
+            model, device=device, dtype=dtype, backend=backend, quantize=quantize, max_seq_length=max_seq_length
+        )
         self.instruction, self.text_field = instruction, text_field
         self.instruction_field, self.output_field = instruction_field, output_field
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
@@ -82,3 +89,50 @@ class InstructorBatchEmbedder:
         vectors = engine.run(engine.tokenize(items), batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
         vectors = postprocess(vectors, truncate_dim=self.truncate_dim, normalize=self.normalize)
         return {**batch, self.output_field: vectors.numpy().astype(np.float32)}
+
+
+def start_ray(config) -> None:
+    """Connect to ``config.ray_address``, or start a local instance with room for every worker (unless this
+    process already runs Ray, as a user's own pipeline may). Without progress, Ray and Ray Data stay quiet."""
+    import logging
+
+    ray = require("ray", "ray", "--engine ray")
+    if not config.show_progress:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+    if not ray.is_initialized():
+        level = logging.WARNING if config.show_progress else logging.ERROR
+        if config.ray_address:
+            ray.init(address=config.ray_address, logging_level=level, log_to_driver=False)
+        else:
+            workers = max(os.cpu_count() or 1, config.num_workers + 1)
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level=level, log_to_driver=False)
+    if not config.show_progress:  # Ray Data reports every pipeline's plan and progress on its own loggers
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def embed_on_ray(items: list[Item], config) -> torch.Tensor:
+    """One shard's items through a Ray Data pipeline: ``num_workers`` actors, each holding the model, each
+    running ``InstructorBatchEmbedder`` (the library's engine steps); vectors back in input order."""
+    import torch
+
+    ray = require("ray", "ray", "--engine ray")
+    rows = [{"row": i, "text": item.text, "instruction": item.instruction or ""} for i, item in enumerate(items)]
+    options = {"device": config.device, "dtype": config.dtype, "backend": config.backend, "quantize": config.quantize}
+    embedder = {
+        "model": os.fspath(config.model),
+        "batch_size": config.batch_size,
+        "max_batch_tokens": config.max_batch_tokens,
+        "max_seq_length": config.max_seq_length,
+        **options,
+    }
+    dataset = ray.data.from_items(rows).map_batches(
+        InstructorBatchEmbedder,
+        fn_constructor_kwargs=embedder,
+        batch_size=max(config.batch_size * 8, 256),
+        compute=ray.data.ActorPoolStrategy(size=config.num_workers),
+        num_gpus=config.gpus_per_worker or None,
+        batch_format="numpy",
+    )
+    done = sorted(dataset.take_all(), key=lambda row: row["row"])
+    return torch.from_numpy(np.stack([row["embedding"] for row in done]).astype(np.float32))

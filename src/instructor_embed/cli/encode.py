@@ -80,6 +80,15 @@ def add_parser(commands) -> None:
     encode.add_argument(
         "--skip-invalid", action="store_true", help="folder output: skip bad rows, listed in invalid_rows.jsonl"
     )
+    encode.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="folder output: embed in this process, or on a Ray actor pool (extra ray) (default: local)",
+    )
+    encode.add_argument("--ray-address", help="--engine ray: a running cluster, e.g. auto (default: a local instance)")
+    encode.add_argument("--num-workers", type=int, default=1, help="--engine ray: actors, one model each (default: 1)")
+    encode.add_argument("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per actor (default: 0)")
     encode.add_argument("--shard-rows", type=int, default=10_000, help="folder output: rows per shard (default: 10000)")
     encode.add_argument(
         "--overwrite", action="store_true", help="replace the output if it exists (a folder: start again)"
@@ -93,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
     fields = Fields(args.text_field, args.id_field, args.instruction_field)
     if args.output.suffix == "" or args.output.is_dir():
         return _encode_folder(args, fields)
-    if args.long_text != "truncate" or args.skip_invalid:
+    if args.long_text != "truncate" or args.skip_invalid or args.engine != "local":
         from ..errors import InputError
 
         option = "--skip-invalid" if args.skip_invalid else f"--long-text {args.long_text}"
+        option = f"--engine {args.engine}" if args.engine != "local" else option
         raise InputError(f"{option} needs a folder as --output (a resumable job), not {args.output}", param="output")
     from tqdm.auto import tqdm
 
@@ -161,6 +171,10 @@ def _encode_folder(args: argparse.Namespace, fields) -> int:
             skip_invalid=args.skip_invalid,
             overwrite=args.overwrite,
             show_progress=not args.quiet,
+            engine=args.engine,
+            ray_address=args.ray_address,
+            num_workers=args.num_workers,
+            gpus_per_worker=args.gpus_per_worker,
         )
     )
     if not args.quiet:
