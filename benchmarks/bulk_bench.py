@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bulk jobs: what sharding and resumability cost against a plain encode, and peak memory against input size.
 
-    python benchmarks/bulk_bench.py
+    python benchmarks/bulk_bench.py [--engines]
 
 1. Overhead: all-MiniLM-L6-v2 (real weights) on STS Benchmark sentences (../shared/data), a plain
    ``INSTRUCTOR.encode`` of the list against ``embed_file`` on the same texts from a JSONL file (both input
@@ -9,6 +9,9 @@
    best of two runs each, in this process.
 2. Memory: a random tiny T5 (real tokenizer) with ``truncate_dim=8`` on 1k ... 1M generated rows, each job in
    its own process; peak RSS from getrusage.
+3. With --engines (instead of 2): rows/s of the same job with the local engine and the Ray engine (1 and 2
+   workers on a local instance; Ray's start-up and each shard's actor start included), in
+   benchmarks/results/bulk-engines.json.
 Writes benchmarks/results/bulk-<machine>.json.
 """
 
@@ -43,6 +46,39 @@ def best_of(runs: int, work) -> float:
         work()
         times.append(time.perf_counter() - started)
     return min(times)
+
+
+def engines(model_dir: str, source: Path, work: Path, rows: int) -> dict:
+    """Rows/s of a bulk job with the local engine and with the Ray engine (1 and 2 workers, a local instance)."""
+    import ray
+
+    from instructor_embed.bulk import JobConfig, embed_file
+
+    measured = {}
+    runs = {
+        "local": {},
+        "ray, 1 worker": {"engine": "ray", "num_workers": 1},
+        "ray, 2 workers": {"engine": "ray", "num_workers": 2},
+    }
+    try:
+        for name, options in runs.items():
+            config = JobConfig(
+                input=source,
+                output=work / "engines",
+                model=model_dir,
+                device="cpu",
+                shard_rows=1000,
+                overwrite=True,
+                show_progress=False,
+                **options,
+            )
+            started = time.perf_counter()
+            embed_file(config)
+            measured[name] = round(rows / (time.perf_counter() - started), 1)
+            print(name, measured[name], "rows/s", flush=True)
+    finally:
+        ray.shutdown()
+    return measured
 
 
 def main() -> None:
@@ -87,6 +123,10 @@ def main() -> None:
             overhead[f"overhead_percent_shards_of_{shard_rows}"] = round(100 * (seconds / plain - 1), 1)
         results["overhead"] = overhead
         print(json.dumps(overhead), flush=True)
+        if "--engines" in sys.argv:
+            results["engines_rows_per_s"] = engines(model_dir, source, work, len(texts))
+            (ROOT / "benchmarks/results/bulk-engines.json").write_text(json.dumps(results, indent=2) + "\n")
+            return
         tiny = work / "tiny"
         build_random_instructor(tiny, SHARED / "models/t5-tokenizer", size="tiny", seed=0)
         memory = []
