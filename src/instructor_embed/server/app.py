@@ -174,10 +174,14 @@ def create_app(settings: ServerSettings, load: Callable[[ServedModel], INSTRUCTO
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        previous = sys.getswitchinterval()  # process-wide: put it back for an app embedded in a larger program
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         threading.Thread(target=state.load_all, name="model-loader", daemon=True).start()
-        yield
-        state.close()  # uvicorn has stopped accepting and answered everything in flight; drain the batchers
+        try:
+            yield
+        finally:
+            state.close()  # uvicorn has stopped accepting and answered everything in flight; drain the batchers
+            sys.setswitchinterval(previous)
 
     app = FastAPI(
         title="instructor-embed",
