@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from instructor_embed import INSTRUCTOR, InputError
+from instructor_embed import INSTRUCTOR, InputError, onnx_int8
 
 ITEMS = [
     ["Represent the Science title:", "3D ActionSLAM: wearable person tracking in multi-floor environments"],
@@ -45,9 +47,10 @@ def test_onnx_float32_matches_torch(tiny_t5_dir, tmp_path, reference):
     assert exported[0].stat().st_mtime_ns == stamp
 
 
-def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp_path, reference):
+def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp_path, reference, monkeypatch):
     """Two processes exporting one checkpoint each write under a name of their own, then rename atomically."""
     pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma avx512f avx512_vnni")
     INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path / "first")
     folder = next((tmp_path / "first" / "onnx").iterdir())
     # Another process is half-way through the same export into the same cache: its files must survive ours.
@@ -59,7 +62,7 @@ def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp
     model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path / "shared")
     assert all(path.read_bytes() == b"another process is writing this" for path in theirs)
     assert sorted(p.name for p in shared.iterdir()) == sorted(
-        ["encoder.onnx", "encoder-int8.onnx"] + [p.name for p in theirs]
+        ["encoder.onnx", "encoder-int8-v2.onnx", "encoder-int8-v2.json"] + [p.name for p in theirs]
     )
     assert cosines(model.encode(ITEMS), reference).min() >= 0.99
 
@@ -68,9 +71,45 @@ def test_onnx_int8(tiny_t5_dir, tmp_path, reference):
     pytest.importorskip("onnxruntime")
     model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
     assert "int8, backend=onnx" in repr(model)
+    assert re.search(r"int8 on (\d+) of \1 matrix products, check cosine min 0\.9\d+", repr(model[0]))
     assert cosines(model.encode(ITEMS), reference).min() >= 0.99
     with pytest.raises(InputError, match="Cannot save an encoder running as int8, backend=onnx"):
         model.save(tmp_path / "saved")
+
+
+@pytest.mark.parametrize(("flags", "reduce_range"), [("avx2 fma", True), ("avx2 fma avx512f avx512_vnni", False)])
+def test_int8_weights_are_7_bit_where_the_cpu_lacks_vnni(tiny_t5_dir, tmp_path, monkeypatch, flags, reduce_range):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", flags)
+    INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
+    (report,) = (tmp_path / "onnx").glob("*/encoder-int8-*.json")
+    assert report.name == ("encoder-int8-v2-reduce-range.json" if reduce_range else "encoder-int8-v2.json")
+    assert onnx_int8.Int8Report.read(report).reduce_range is reduce_range
+
+
+def test_int8_keeps_products_in_float32_until_the_check_passes(tiny_t5_dir, tmp_path, monkeypatch, reference):
+    """A checkpoint int8 would break: T5's feed-forward outputs (wo) go back to float32, then a warning."""
+    pytest.importorskip("onnxruntime")
+    tries = []
+    real = onnx_int8._cosines
+    monkeypatch.setattr(onnx_int8, "_cosines", lambda a, b: tries.append(1) or real(a, b) - 0.1)
+    with pytest.warns(UserWarning, match=r"int8 may not be faithful .* reached only min 0\.\d+"):
+        model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
+    report = model[0].auto_model.int8
+    assert len(tries) == 2  # all products int8, then wo (T5's fragile module, every feed-forward output) in float32
+    assert report.kept_float and all("/wo/" in name for name in report.kept_float)
+    assert report.quantized == 5 * len(report.kept_float)  # q, k, v, o and wi stay int8 in each block
+    assert cosines(model.encode(ITEMS), reference).min() >= 0.99
+
+
+def test_int8_fallback_steps_for_an_encoder_without_fragile_modules():
+    products = [
+        (f"/encoder/layer.{i}/{name}/MatMul", shape)
+        for i in range(2)
+        for name, shape in [("query", (8, 8)), ("intermediate/dense", (8, 32)), ("output/dense", (32, 8))]
+    ]
+    steps = onnx_int8._fallback_steps(products, keep_float_modules=())
+    assert steps == [set(), {"/encoder/layer.0/output/dense/MatMul"}, {products[2][0], products[5][0]}]
 
 
 def test_torchao_int8(tiny_t5_dir, reference):

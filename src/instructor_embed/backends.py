@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import hardware
+from . import hardware, onnx_int8
 from .dependencies import require
 from .errors import InputError
 
@@ -105,10 +106,12 @@ def _has_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def prepare_encoder(auto_model: nn.Module, options: RuntimeOptions, source: Path, cache_dir: Path | None) -> nn.Module:
+def prepare_encoder(
+    auto_model: nn.Module, options: RuntimeOptions, source: Path, cache_dir: Path | None, tokenizer=None
+) -> nn.Module:
     """The encoder to run: ``auto_model`` cast, quantized, compiled or exported as ``options`` say."""
     if options.backend == "onnx":
-        return OnnxEncoder.from_torch(auto_model, source, options.quantize, cache_dir)
+        return OnnxEncoder.from_torch(auto_model, source, options, cache_dir, tokenizer)
     if options.quantize == "int8":
         _torchao_int8(auto_model)
     if options.compile:
@@ -139,8 +142,9 @@ class CompiledEncoder(nn.Module):
 class OnnxEncoder(nn.Module):
     """The encoder exported to ONNX and run by ONNX Runtime (optionally int8-quantized); CPU or CUDA."""
 
-    def __init__(self, path: Path, config, threads: int | None = None):
+    def __init__(self, path: Path, config, int8: onnx_int8.Int8Report | None = None, threads: int | None = None):
         super().__init__()
+        self.int8 = int8
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -152,21 +156,28 @@ class OnnxEncoder(nn.Module):
 
     @classmethod
     def from_torch(
-        cls, auto_model: nn.Module, source: Path, quantize: str | None, cache_dir: Path | None
+        cls, auto_model: nn.Module, source: Path, options: RuntimeOptions, cache_dir: Path | None, tokenizer=None
     ) -> OnnxEncoder:
+        """Export ``auto_model`` once per checkpoint (cached), and quantize it when ``options`` ask for int8."""
         _onnxruntime()
         folder = (cache_dir or default_cache_dir()) / "onnx" / _export_key(auto_model, source)
-        float_path, int8_path = folder / "encoder.onnx", folder / "encoder-int8.onnx"
+        float_path = folder / "encoder.onnx"
         if not float_path.exists():
             folder.mkdir(parents=True, exist_ok=True)
             _write_atomically(float_path, lambda partial: _export(auto_model, partial))
-        if quantize == "int8" and not int8_path.exists():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            _write_atomically(
-                int8_path, lambda partial: quantize_dynamic(str(float_path), str(partial), weight_type=QuantType.QInt8)
+        if options.quantize != "int8":
+            return cls(float_path, auto_model.config)
+        int8_path, report = _checked_int8(auto_model, float_path, tokenizer)
+        if not report.faithful:
+            warnings.warn(
+                f"int8 may not be faithful for {source}: even with {len(report.kept_float)} matrix products in float32, "
+                f"cosine to float32 on the check texts reached only min {report.min_cosine:.4f} / mean "
+                f"{report.mean_cosine:.4f} (guard: {onnx_int8.MIN_COSINE} / {onnx_int8.MEAN_COSINE}); prefer "
+                "backend='onnx' without quantize, or dtype='auto'",
+                UserWarning,
+                stacklevel=5,
             )
-        return cls(int8_path if quantize == "int8" else float_path, auto_model.config)
+        return cls(int8_path, auto_model.config, report)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor):
         feeds = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
@@ -174,7 +185,7 @@ class OnnxEncoder(nn.Module):
         return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden).to(input_ids.device))
 
     def extra_repr(self) -> str:
-        return str(self.path)
+        return str(self.path) + (f", {self.int8.describe()}" if self.int8 else "")
 
 
 class _EncoderGraph(nn.Module):
@@ -186,6 +197,30 @@ class _EncoderGraph(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.auto_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _checked_int8(auto_model: nn.Module, float_path: Path, tokenizer) -> tuple[Path, onnx_int8.Int8Report]:
+    """The checked int8 file beside ``float_path`` (made once per recipe and CPU kind) and its report."""
+    reduce_range = not hardware.detect().native_int8
+    int8_path = float_path.with_name(f"encoder-{onnx_int8.RECIPE}{'-reduce-range' if reduce_range else ''}.onnx")
+    report_path = onnx_int8.report_path(int8_path)
+    if int8_path.exists() and report_path.exists():
+        return int8_path, onnx_int8.Int8Report.read(report_path)
+    if tokenizer is None:
+        raise InputError("quantize='int8' with backend='onnx' needs the checkpoint's tokenizer for its fidelity check")
+    feeds = [
+        {
+            name: array.astype(np.int64)
+            for name, array in tokenizer(
+                list(onnx_int8.CHECK_TEXTS[start : start + 8]), padding=True, truncation=True, return_tensors="np"
+            ).items()
+            if name in ("input_ids", "attention_mask")
+        }
+        for start in range(0, len(onnx_int8.CHECK_TEXTS), 8)
+    ]
+    keep_float = onnx_int8.FRAGILE_MODULES.get(auto_model.config.model_type, ())
+    report = onnx_int8.quantize_checked(float_path, _write_atomically, int8_path, feeds, keep_float, reduce_range)
+    return int8_path, report
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:

@@ -3,8 +3,9 @@
 Measured on this project's machines (README, "Speed"): on a CPU with AVX512-BF16 (or AMX), bfloat16 runs
 2.2-2.8x the original at cosine >= 0.9999 to float32 on real weights; without them bf16 matrix products have no
 native path (measured at 0.23x the original's speed on an AVX2-only CPU), and ONNX Runtime float32 is the fastest
-exact mode (1.3-1.7x). Dynamic int8 is never chosen: on real MiniLM weights ONNX int8's cosine to float32 fell to
-0.934, below the 0.98 fidelity bar. On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
+exact mode (1.3-1.7x). int8 is never chosen: on real MiniLM weights ONNX int8 (per-channel, checked; see
+``onnx_int8``) keeps STS-B sentences at cosine >= 0.989 to float32, but one- and two-word inputs fall to 0.956, below
+the 0.98 fidelity bar. On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
 
 ``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
 containers whose cpuinfo is misleading, and for tests.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+NATIVE_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # int8 dot products without u8*s8 saturation
 FLAGS_VARIABLE = "INSTRUCTOR_EMBED_CPU_FLAGS"
 
 
@@ -31,6 +33,10 @@ class Hardware:
     @property
     def native_bf16(self) -> bool:
         return any(flag in self.cpu_flags for flag in NATIVE_BF16)
+
+    @property
+    def native_int8(self) -> bool:
+        return any(flag in self.cpu_flags for flag in NATIVE_INT8)
 
     def signature(self) -> str:
         """A short name for this kind of machine, for benchmark result files: ``x86_64-avx2-fma``."""

@@ -112,7 +112,7 @@ class Transformer(nn.Module):
         missing = [key for key in info["missing_keys"] if not key.startswith("pooler.")]
         if missing:
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
-        auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir)
+        auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir, tokenizer)
         limit = position_limit(config)
         if max_seq_length is None:
             max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
