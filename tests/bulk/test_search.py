@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -23,6 +24,86 @@ def test_top_k_across_shards_equals_brute_force(tiny_t5_dir, tiny_model, tmp_pat
     for row, found in zip(scores, hits, strict=True):
         assert [hit.id for hit in found] == [ids[j] for j in np.argsort(-row, kind="stable")[:5]]
         assert [hit.score for hit in found] == pytest.approx(sorted(row, reverse=True)[:5], abs=1e-5)
+
+
+def brute_force_documents(model, index, queries, instruction):
+    """Each query's documents by their best chunk, best first, from every stored row at once."""
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((index / "manifest.json").read_text())
+    tables = [pq.read_table(index / shard["file"]).to_pydict() for shard in manifest["shards"]]
+    table = {name: [v for t in tables for v in t[name]] for name in tables[0]}
+    stored = np.array(table["embedding"], dtype=np.float32)
+    q = model.encode([[instruction, query] for query in queries])
+    scores = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (stored / np.linalg.norm(stored, axis=1, keepdims=True)).T
+    ranked = []
+    for row in scores:
+        best = {}
+        for j in np.argsort(-row, kind="stable"):
+            best.setdefault(table["id"][j], (float(row[j]), table["chunk_index"][j], table["char_start"][j]))
+        ranked.append(list(best.items()))
+    return ranked
+
+
+def test_chunked_output_lists_each_document_once_with_its_best_chunk(tiny_t5_dir, tiny_model, tmp_path):
+    write_input(tmp_path / "in.jsonl", 40)
+    run_job(
+        tiny_t5_dir,
+        tmp_path / "in.jsonl",
+        tmp_path / "out",
+        shard_rows=9,
+        max_seq_length=32,
+        long_text="chunk",
+        chunk_overlap=4,
+    )
+    queries = ["sentence 12 about topic 5", "and more words"]
+    hits = search(tmp_path / "out", queries, k=6, instruction="Represent the question: ", model=tiny_model)
+    expected = brute_force_documents(tiny_model, tmp_path / "out", queries, "Represent the question: ")
+    for found, ranked in zip(hits, expected, strict=True):
+        assert len({hit.id for hit in found}) == 6
+        assert [(h.id, h.chunk_index, h.char_start) for h in found] == [(i, c, s) for i, (_, c, s) in ranked[:6]]
+        assert [h.score for h in found] == pytest.approx([score for _, (score, _, _) in ranked[:6]], abs=1e-5)
+        assert any(hit.chunk_index > 0 for hit in found) or all(h.char_start == 0 for h in found)
+
+
+def test_faiss_finds_the_exact_neighbours_and_reuses_its_index(tiny_t5_dir, tiny_model, tmp_path):
+    pytest.importorskip("faiss")
+    write_input(tmp_path / "in.jsonl", 300)
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", shard_rows=70)
+    queries = ["sentence 5 about topic 5", "and more words and more words", "topic 3"]
+    options = dict(k=10, instruction="Represent the question: ", model=tiny_model)
+    exact = search(tmp_path / "out", queries, **options)
+    approximate = search(tmp_path / "out", queries, faiss=True, **options)
+    for mine, theirs in zip(exact, approximate, strict=True):
+        assert [hit.id for hit in theirs] == [hit.id for hit in mine]
+        assert [hit.score for hit in theirs] == pytest.approx([hit.score for hit in mine], abs=1e-5)
+    built = (tmp_path / "out" / "faiss.index").stat().st_mtime_ns
+    search(tmp_path / "out", queries, faiss=True, **options)
+    assert (tmp_path / "out" / "faiss.index").stat().st_mtime_ns == built  # reused
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", shard_rows=70, overwrite=True, normalize=True)
+    again = search(tmp_path / "out", queries, faiss=True, **options)  # new shards: the index is rebuilt
+    assert (tmp_path / "out" / "faiss.index").stat().st_mtime_ns != built
+    assert [hit.id for hit in again[0]] == [hit.id for hit in exact[0]]
+
+
+def test_faiss_search_of_chunked_output_lists_documents_once(tiny_t5_dir, tiny_model, tmp_path):
+    pytest.importorskip("faiss")
+    write_input(tmp_path / "in.jsonl", 40)
+    run_job(
+        tiny_t5_dir,
+        tmp_path / "in.jsonl",
+        tmp_path / "out",
+        shard_rows=9,
+        max_seq_length=32,
+        long_text="chunk",
+        chunk_overlap=4,
+    )
+    options = dict(k=5, instruction="Represent the question: ", model=tiny_model)
+    exact = search(tmp_path / "out", ["sentence 12 about topic 5 and more"], **options)
+    approximate = search(tmp_path / "out", ["sentence 12 about topic 5 and more"], faiss=True, **options)
+    # repeated words give identical windows in several documents: equal scores may come in either order
+    assert [h.score for h in approximate[0]] == pytest.approx([h.score for h in exact[0]], abs=1e-5)
+    assert len({h.id for h in approximate[0]}) == 5 and all(h.chunk_index is not None for h in approximate[0])
 
 
 def test_an_unfinished_index_is_refused(tiny_t5_dir, tmp_path):
@@ -77,3 +158,9 @@ def test_cli_search_finds_the_judged_passages_of_ms_marco_queries(minilm_dir, tm
     found = [bool(relevant[q] & {hit["id"] for hit in line["hits"]}) for q, line in zip(chosen, lines, strict=True)]
     assert sum(found) >= 4, found
     assert all(hit["text"] for line in lines for hit in line["hits"])
+    if importlib.util.find_spec("faiss"):  # the HNSW index finds the same passages on this small corpus
+        assert main([*command, "--faiss"]) == 0
+        approximate = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [[h["id"] for h in line["hits"]] for line in approximate] == [
+            [h["id"] for h in line["hits"]] for line in lines
+        ]

@@ -125,10 +125,12 @@ def embed_file(config: JobConfig) -> JobSummary:
         quantize=config.quantize,
         max_seq_length=config.max_seq_length,
     )
+    ray_engine = None
     if config.engine == "ray":
-        from .ray import start_ray
+        from .ray import ActorPoolEngine, start_ray
 
         start_ray(config)
+        ray_engine = ActorPoolEngine(config)
     identity = _identity(config, model, source)
     manifest = _open_output(output, identity, scan, config.overwrite)
     if config.skip_invalid:
@@ -139,7 +141,7 @@ def embed_file(config: JobConfig) -> JobSummary:
     try:
         for start, rows in _pending_shards(source, config, committed):
             end = start + len(rows)
-            vectors, count, chunks = _embed(model, rows, config, progress)
+            vectors, count, chunks = _embed(model, rows, config, progress, ray_engine)
             name = f"part-{len(manifest['shards']):05d}.parquet"
             table = _table(pa, rows, vectors, scan, start, chunks)
             digest = _write_atomically(output / name, lambda path, table=table: pq.write_table(table, path))
@@ -152,6 +154,8 @@ def embed_file(config: JobConfig) -> JobSummary:
             )
     finally:
         progress.close()
+        if ray_engine is not None:
+            ray_engine.close()
     if scan.valid == 0 or (manifest["shards"] and manifest["shards"][-1]["end"] == scan.valid):
         manifest["complete"] = True
         _write_manifest(output, manifest)
@@ -290,8 +294,11 @@ def _pending_shards(source: Path, config: JobConfig, committed: int):
         yield start, rows
 
 
-def _embed(model, rows: list[tuple], config: JobConfig, progress) -> tuple[np.ndarray, int, list[Chunk] | None]:
-    """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, and its chunks."""
+def _embed(
+    model, rows: list[tuple], config: JobConfig, progress, ray_engine=None
+) -> tuple[np.ndarray, int, list[Chunk] | None]:
+    """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, and its chunks;
+    the forward passes run here, or on ``ray_engine``'s actors."""
     engine = model.engine
     items = [
         Item(instruction if instruction is not None else config.instruction, text) for _, _, instruction, text in rows
@@ -299,18 +306,15 @@ def _embed(model, rows: list[tuple], config: JobConfig, progress) -> tuple[np.nd
     chunks = None if config.long_text == "truncate" else split_long(items, engine.tokenizer, config.chunk_overlap)
     embedded = items if chunks is None else [chunk.item for chunk in chunks]
     tokenized = engine.tokenize(embedded)  # the token counts; and the batches, when this process embeds
-    if config.engine == "ray":
-        from .ray import embed_on_ray
-
-        vectors = embed_on_ray(embedded, config)
-        progress.update(len(rows))
+    done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
+    if ray_engine is not None:
+        vectors = ray_engine.embed(embedded, on_part=done)
     else:
-        done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
         vectors = engine.run(
             tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
         )
-        if chunks is not None:
-            progress.update(len(rows))
+    if chunks is not None:
+        progress.update(len(rows))
     if config.long_text == "mean":
         vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
     vectors = postprocess(vectors, truncate_dim=config.truncate_dim, normalize=config.normalize)

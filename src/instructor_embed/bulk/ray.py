@@ -40,6 +40,7 @@ class InstructorBatchEmbedder:
         text_field, instruction_field, output_field: the batch's column names.
         batch_size, max_batch_tokens: the forward passes inside one Ray batch.
         normalize, truncate_dim: as ``encode``. device, dtype, backend, quantize: as ``INSTRUCTOR``.
+        threads: torch threads for this embedder (default: torch's, which Ray sets to the actor's CPUs).
     """
 
     def __init__(
@@ -59,9 +60,14 @@ class InstructorBatchEmbedder:
         backend: str = "torch",
         quantize: str | None = None,
         max_seq_length: int | None = None,
+        threads: int | None = None,
     ):
         from ..model import INSTRUCTOR
 
+        if threads:  # an actor's share of the machine's cores
+            import torch
+
+            torch.set_num_threads(threads)
         self.model = INSTRUCTOR(
             model, device=device, dtype=dtype, backend=backend, quantize=quantize, max_seq_length=max_seq_length
         )
@@ -92,47 +98,71 @@ class InstructorBatchEmbedder:
 
 
 def start_ray(config) -> None:
-    """Connect to ``config.ray_address``, or start a local instance with room for every worker (unless this
-    process already runs Ray, as a user's own pipeline may). Without progress, Ray and Ray Data stay quiet."""
+    """Connect to ``config.ray_address``, or start a local instance with one CPU per core (unless this process
+    already runs Ray, as a user's own pipeline may). Without progress, Ray stays quiet."""
     import logging
 
     ray = require("ray", "ray", "--engine ray")
-    if not config.show_progress:
-        ray.data.DataContext.get_current().enable_progress_bars = False
     if not ray.is_initialized():
         level = logging.WARNING if config.show_progress else logging.ERROR
         if config.ray_address:
             ray.init(address=config.ray_address, logging_level=level, log_to_driver=False)
         else:
-            workers = max(os.cpu_count() or 1, config.num_workers + 1)
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level=level, log_to_driver=False)
-    if not config.show_progress:  # Ray Data reports every pipeline's plan and progress on its own loggers
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            cpus = max(os.cpu_count() or 1, config.num_workers)
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level=level, log_to_driver=False)
+    if not config.show_progress:  # Ray reports every actor's start on its own logger
+        logging.getLogger("ray").setLevel(logging.ERROR)
 
 
-def embed_on_ray(items: list[Item], config) -> torch.Tensor:
-    """One shard's items through a Ray Data pipeline: ``num_workers`` actors, each holding the model, each
-    running ``InstructorBatchEmbedder`` (the library's engine steps); vectors back in input order."""
-    import torch
+class ActorPoolEngine:
+    """``config.num_workers`` Ray actors, each holding the model for the whole job and running
+    ``InstructorBatchEmbedder`` (the library's engine steps); every shard is split across them.
 
-    ray = require("ray", "ray", "--engine ray")
-    rows = [{"row": i, "text": item.text, "instruction": item.instruction or ""} for i, item in enumerate(items)]
-    options = {"device": config.device, "dtype": config.dtype, "backend": config.backend, "quantize": config.quantize}
-    embedder = {
-        "model": os.fspath(config.model),
-        "batch_size": config.batch_size,
-        "max_batch_tokens": config.max_batch_tokens,
-        "max_seq_length": config.max_seq_length,
-        **options,
-    }
-    dataset = ray.data.from_items(rows).map_batches(
-        InstructorBatchEmbedder,
-        fn_constructor_kwargs=embedder,
-        batch_size=max(config.batch_size * 8, 256),
-        compute=ray.data.ActorPoolStrategy(size=config.num_workers),
-        num_gpus=config.gpus_per_worker or None,
-        batch_format="numpy",
-    )
-    done = sorted(dataset.take_all(), key=lambda row: row["row"])
-    return torch.from_numpy(np.stack([row["embedding"] for row in done]).astype(np.float32))
+    The actors outlive shards, so a model loads once per worker per job, not once per shard. On a local instance
+    the cores are shared out between the workers (Ray gives an actor as many threads as CPUs it asks for); on a
+    cluster each worker asks for one CPU, or ``gpus_per_worker`` GPUs.
+    """
+
+    def __init__(self, config):
+        ray = require("ray", "ray", "--engine ray")
+        from ray.util import ActorPool
+
+        cpus = 1 if config.ray_address else max(1, int(ray.available_resources().get("CPU", 1)) // config.num_workers)
+        actor = ray.remote(InstructorBatchEmbedder).options(num_cpus=cpus, num_gpus=config.gpus_per_worker or 0)
+        embedder = {
+            "model": os.fspath(config.model),
+            "batch_size": config.batch_size,
+            "max_batch_tokens": config.max_batch_tokens,
+            "max_seq_length": config.max_seq_length,
+            "device": config.device,
+            "dtype": config.dtype,
+            "backend": config.backend,
+            "quantize": config.quantize,
+            "threads": cpus,
+        }
+        self._ray, self._batch_size = ray, config.batch_size
+        self.actors = [actor.remote(**embedder) for _ in range(config.num_workers)]
+        self.pool = ActorPool(self.actors)
+
+    def embed(self, items: list[Item], on_part=None) -> torch.Tensor:
+        """The items' vectors in input order (``on_part(rows)`` after each part comes back)."""
+        import torch
+
+        part = max(self._batch_size, -(-len(items) // (4 * len(self.actors))))  # about 4 parts per worker
+        parts = [
+            {
+                "text": np.array([item.text for item in items[start : start + part]], dtype=object),
+                "instruction": np.array([item.instruction or "" for item in items[start : start + part]], dtype=object),
+            }
+            for start in range(0, len(items), part)
+        ]
+        vectors = []
+        for result in self.pool.map(lambda actor, batch: actor.__call__.remote(batch), parts):
+            vectors.append(result["embedding"])
+            if on_part:
+                on_part(len(result["embedding"]))
+        return torch.from_numpy(np.concatenate(vectors).astype(np.float32, copy=False))
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)

@@ -1,8 +1,9 @@
-"""Exact top-k search over a bulk job's output: the queries against every stored vector, one shard at a time."""
+"""Top-k search over a bulk job's output: exact (every stored vector, one shard at a time) or FAISS HNSW."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,14 @@ from .job import MANIFEST
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the stored row's id and its cosine similarity to the query."""
+    """One result: the stored row's id and its cosine similarity to the query; for chunked output, the best
+    chunk of the document (its index and character span in the text)."""
 
     id: str | int
     score: float
+    chunk_index: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
 
 
 def search(
@@ -31,10 +36,15 @@ def search(
     instruction: str | None = RETRIEVAL.query,
     model=None,
     device: str | None = None,
+    faiss: bool = False,
 ) -> list[list[Hit]]:
-    """The ``k`` stored rows most similar (cosine) to each query, best first. Queries are embedded with
-    ``instruction`` (default: the authors' retrieval query instruction) by ``model``, default the job's own
-    model as its manifest names it. Memory holds one shard at a time."""
+    """The ``k`` stored documents most similar (cosine) to each query, best first, one hit per document (its best
+    chunk, for chunked output). Queries are embedded with ``instruction`` (default: the authors' retrieval query
+    instruction) by ``model``, default the job's own model as its manifest names it.
+
+    Exact by default, one shard in memory at a time. ``faiss=True`` (extra ``faiss``) builds an approximate
+    HNSW index in the folder on first use (``faiss.index``) and reuses it while the job's shards stay the same.
+    """
     index = Path(index)
     manifest = _manifest(index)
     if k < 1:
@@ -46,26 +56,126 @@ def search(
 
         model = INSTRUCTOR(manifest["identity"]["model"]["name"], device=device)
     items = [[instruction, query] for query in queries] if instruction else list(queries)
-    vectors = model.encode(items, truncate_dim=manifest["identity"]["truncate_dim"])
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    parquet = require("parquet", "pyarrow.parquet", "search")
-    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-    best_ids: list[list] = [[] for _ in queries]
+    vectors = _unit(model.encode(items, truncate_dim=manifest["identity"]["truncate_dim"]).astype(np.float32))
+    if faiss:
+        return _search_faiss(index, manifest, vectors, k)
+    best: list[list[Hit]] = [[] for _ in queries]
     for shard in manifest["shards"]:
-        table = parquet.read_table(index / shard["file"], columns=["id", "embedding"])
-        ids = table.column("id").to_pylist()
-        stored = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
-        if stored.shape[1] != vectors.shape[1]:
-            raise InputError(f"{index}: stored vectors have {stored.shape[1]} dimensions, queries {vectors.shape[1]}")
-        stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-        scores = np.concatenate([best_scores, vectors @ stored.T], axis=1)  # (queries, kept + shard rows)
-        keep = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        best_ids = [[(best + ids)[j] for j in row] for best, row in zip(best_ids, keep, strict=True)]
-        best_scores = np.take_along_axis(scores, keep, axis=1)
-    return [
-        [Hit(hit_id, float(score)) for hit_id, score in zip(ids, scores, strict=True)]
-        for ids, scores in zip(best_ids, best_scores, strict=True)
-    ]
+        rows, stored = _read_shard(index, shard, vectors.shape[1])
+        for number, scores in enumerate(vectors @ stored.T):
+            order = np.argsort(-scores, kind="stable")
+            best[number] = _top_documents(best[number] + _hits(rows, order, scores[order], k), k)
+    return best
+
+
+def _hits(rows: dict[str, list], positions, scores, k: int) -> list[Hit]:
+    """Hits for rows at ``positions`` (best first), stopping at ``k`` distinct documents."""
+    hits, seen = [], set()
+    chunked = "chunk_index" in rows
+    for position, score in zip(positions, scores, strict=False):
+        row_id = rows["id"][position]
+        if row_id in seen:
+            continue  # a worse chunk of a document already listed
+        seen.add(row_id)
+        span = [rows[name][position] for name in ("chunk_index", "char_start", "char_end")] if chunked else []
+        hits.append(Hit(row_id, float(score), *span))
+        if len(hits) == k:
+            break
+    return hits
+
+
+def _top_documents(hits: list[Hit], k: int) -> list[Hit]:
+    """The ``k`` best hits, one per document (its best), best first; ties keep their order."""
+    ordered = sorted(hits, key=lambda hit: -hit.score)
+    return _hits(
+        {"id": [hit.id for hit in ordered]} | _spans(ordered), range(len(ordered)), [h.score for h in ordered], k
+    )
+
+
+def _spans(hits: list[Hit]) -> dict[str, list]:
+    if not hits or hits[0].chunk_index is None:
+        return {}
+    return {name: [getattr(hit, name) for hit in hits] for name in ("chunk_index", "char_start", "char_end")}
+
+
+ROW_COLUMNS = ("id", "chunk_index", "char_start", "char_end")
+
+
+def _read_shard(index: Path, shard: dict, dimensions: int | None = None) -> tuple[dict[str, list], np.ndarray]:
+    """A shard's id (and chunk) columns and its unit-length vectors."""
+    parquet = require("parquet", "pyarrow.parquet", "search")
+    path = index / shard["file"]
+    present = parquet.ParquetFile(path).schema_arrow.names
+    table = parquet.read_table(path, columns=[name for name in (*ROW_COLUMNS, "embedding") if name in present])
+    rows = {name: table.column(name).to_pylist() for name in ROW_COLUMNS if name in present}
+    stored = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+    if dimensions is not None and stored.shape[1] != dimensions:
+        raise InputError(f"{index}: stored vectors have {stored.shape[1]} dimensions, queries {dimensions}")
+    return rows, _unit(stored.astype(np.float32))
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+FAISS_INDEX, FAISS_INFO = "faiss.index", "faiss.json"
+HNSW_NEIGHBOURS, HNSW_BUILD_DEPTH = 32, 80  # faiss's M and efConstruction
+
+
+def _search_faiss(index: Path, manifest: dict, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+    faiss = require("faiss", "faiss", "search --faiss")
+    ann = _faiss_index(faiss, index, manifest)
+    chunked = bool(manifest["identity"].get("long_text") == "chunk")
+    wanted = min(ann.ntotal, k * 8 if chunked else k)  # room for several chunks of one document
+    ann.hnsw.efSearch = max(128, 2 * wanted)
+    scores, positions = ann.search(vectors, wanted)
+    starts = [shard["row_offset"] for shard in _row_offsets(index, manifest)]
+    columns: dict[int, dict[str, list]] = {}  # shard number -> its id (and chunk) columns, read when a hit needs it
+    results = []
+    for row_scores, row_positions in zip(scores, positions, strict=True):
+        rows: dict[str, list] = {}
+        for position in row_positions[row_positions >= 0]:
+            shard = int(np.searchsorted(starts, position, side="right")) - 1
+            if shard not in columns:
+                columns[shard] = _read_shard(index, manifest["shards"][shard])[0]
+            for name, values in columns[shard].items():
+                rows.setdefault(name, []).append(values[position - starts[shard]])
+        found = row_scores[row_positions >= 0]
+        results.append(_hits(rows, range(len(found)), found, k))
+    return results
+
+
+def _faiss_index(faiss, index: Path, manifest: dict):
+    """The folder's HNSW index (inner product on unit vectors), built from the shards unless it matches them."""
+    shards = [shard["sha256"] for shard in manifest["shards"]]
+    info = {"shards": shards, "type": "HNSWFlat", "M": HNSW_NEIGHBOURS, "efConstruction": HNSW_BUILD_DEPTH}
+    info_path = index / FAISS_INFO
+    if (index / FAISS_INDEX).is_file() and info_path.is_file() and json.loads(info_path.read_text()) == info:
+        return faiss.read_index(str(index / FAISS_INDEX))
+    ann = None
+    for shard in manifest["shards"]:
+        _, stored = _read_shard(index, shard)
+        if ann is None:
+            ann = faiss.IndexHNSWFlat(stored.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+            ann.hnsw.efConstruction = HNSW_BUILD_DEPTH
+        ann.add(np.ascontiguousarray(stored))
+    if ann is None:
+        raise InputError(f"{index}: the job stored no vectors to index", path=index)
+    partial = index / f".{FAISS_INDEX}.partial"
+    faiss.write_index(ann, str(partial))
+    os.replace(partial, index / FAISS_INDEX)
+    info_path.write_text(json.dumps(info) + "\n")
+    return ann
+
+
+def _row_offsets(index: Path, manifest: dict) -> list[dict]:
+    """Each shard with the position of its first stored row among all stored rows (chunks count as rows)."""
+    parquet = require("parquet", "pyarrow.parquet", "search")
+    offset, shards = 0, []
+    for shard in manifest["shards"]:
+        shards.append({**shard, "row_offset": offset})
+        offset += parquet.ParquetFile(index / shard["file"]).metadata.num_rows
+    return shards
 
 
 def texts_of(source: str | Path, ids: set, fields: Fields = DEFAULT_FIELDS) -> dict:
