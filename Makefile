@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test quick-test check goldens bench bench-serve bench-fidelity clean
+.PHONY: install demo test quick-test check goldens bench bench-serve bench-fidelity bench-int8 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ goldens: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py
 
 # Speed and accuracy, side by side with InstructorEmbedding 1.0.1 and sentence-transformers (needs ../shared;
-# 13 minutes on 2 cores, plus the reference venv once). Writes benchmarks/results/cpu.{json,md,png}.
+# 9 minutes on 2 cores, plus the reference venv once). Writes benchmarks/results/cpu-<machine>.{json,md,png}.
 bench: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py --venv-only
 	$(BIN)/python benchmarks/run.py
@@ -48,6 +48,10 @@ bench-serve: $(STAMP)
 # Cosine to float32 of every precision mode on the real all-MiniLM-L6-v2 weights (needs ../shared).
 bench-fidelity: $(STAMP)
 	$(BIN)/python benchmarks/fidelity_real_weights.py
+
+# Every int8 technique tried: fidelity on the real MiniLM weights, speed on the instructor-base T5 (needs ../shared).
+bench-int8: $(STAMP)
+	$(BIN)/python benchmarks/int8_techniques.py
 
 clean:
 	rm -rf $(VENV) .venv-reference .pytest_cache benchmarks/.cache

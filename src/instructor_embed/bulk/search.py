@@ -86,16 +86,12 @@ def _hits(rows: dict[str, list], positions, scores, k: int) -> list[Hit]:
 
 def _top_documents(hits: list[Hit], k: int) -> list[Hit]:
     """The ``k`` best hits, one per document (its best), best first; ties keep their order."""
-    ordered = sorted(hits, key=lambda hit: -hit.score)
-    return _hits(
-        {"id": [hit.id for hit in ordered]} | _spans(ordered), range(len(ordered)), [h.score for h in ordered], k
-    )
-
-
-def _spans(hits: list[Hit]) -> dict[str, list]:
-    if not hits or hits[0].chunk_index is None:
-        return {}
-    return {name: [getattr(hit, name) for hit in hits] for name in ("chunk_index", "char_start", "char_end")}
+    best, seen = [], set()
+    for hit in sorted(hits, key=lambda hit: -hit.score):
+        if hit.id not in seen:
+            seen.add(hit.id)
+            best.append(hit)
+    return best[:k]
 
 
 ROW_COLUMNS = ("id", "chunk_index", "char_start", "char_end")

