@@ -170,8 +170,8 @@ class OnnxEncoder(nn.Module):
         int8_path, report = _checked_int8(auto_model, float_path, tokenizer)
         if not report.faithful:
             warnings.warn(
-                f"int8 may not be faithful for {source}: even with {len(report.kept_float)} matrix products in float32, "
-                f"cosine to float32 on the check texts reached only min {report.min_cosine:.4f} / mean "
+                f"int8 may not be faithful for {source}: even with {len(report.kept_float)} matrix products in "
+                f"float32, cosine to float32 on the check texts reached only min {report.min_cosine:.4f} / mean "
                 f"{report.mean_cosine:.4f} (guard: {onnx_int8.MIN_COSINE} / {onnx_int8.MEAN_COSINE}); prefer "
                 "backend='onnx' without quantize, or dtype='auto'",
                 UserWarning,

@@ -13,9 +13,10 @@ every checkpoint. Each quantized file is therefore checked when it is made: the 
 ``CHECK_TEXTS`` from the int8 and the float32 encoders must reach cosine ``MIN_COSINE`` (min) and ``MEAN_COSINE``
 (mean). This is a guard against checkpoints that int8 breaks, not float32 fidelity: per-tensor activation scales
 cost one- and two-word inputs most (0.956 for "ok" on MiniLM, against 0.989 over 512 STS-B sentences), which is why
-``dtype="auto"`` never picks int8. Below the guard, matrix products go back to float32 in steps — the modules transformers keeps in float32 and the
-first layer's feed-forward output (the most sensitive product measured on MiniLM), then every feed-forward output —
-until the check passes. What was kept in float32 and the measured cosines are stored beside the file.
+``dtype="auto"`` never picks int8. Below the guard, matrix products go back to float32 in steps — the modules
+transformers keeps in float32 and the first layer's feed-forward output (the most sensitive product measured on
+MiniLM), then every feed-forward output — until the check passes. What was kept in float32 and the measured
+cosines are stored beside the file.
 """
 
 from __future__ import annotations
@@ -107,7 +108,10 @@ class Int8Report:
         return cls(**json.loads(path.read_text()))
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        """Replace ``path`` in one step: another process never reads half a report."""
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        os.replace(partial, path)
 
 
 def report_path(int8_path: Path) -> Path:
