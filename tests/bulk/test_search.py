@@ -45,17 +45,15 @@ def brute_force_documents(model, index, queries, instruction):
     return ranked
 
 
-def test_chunked_output_lists_each_document_once_with_its_best_chunk(tiny_t5_dir, tiny_model, tmp_path):
+def chunked_job(tiny_t5_dir, tmp_path) -> None:
+    """40 rows into tmp_path/out, each split into 32-token windows (several per row) over 9-row shards."""
     write_input(tmp_path / "in.jsonl", 40)
-    run_job(
-        tiny_t5_dir,
-        tmp_path / "in.jsonl",
-        tmp_path / "out",
-        shard_rows=9,
-        max_seq_length=32,
-        long_text="chunk",
-        chunk_overlap=4,
-    )
+    options = dict(shard_rows=9, max_seq_length=32, long_text="chunk", chunk_overlap=4)
+    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", **options)
+
+
+def test_chunked_output_lists_each_document_once_with_its_best_chunk(tiny_t5_dir, tiny_model, tmp_path):
+    chunked_job(tiny_t5_dir, tmp_path)
     queries = ["sentence 12 about topic 5", "and more words"]
     hits = search(tmp_path / "out", queries, k=6, instruction="Represent the question: ", model=tiny_model)
     expected = brute_force_documents(tiny_model, tmp_path / "out", queries, "Represent the question: ")
@@ -88,16 +86,7 @@ def test_faiss_finds_the_exact_neighbours_and_reuses_its_index(tiny_t5_dir, tiny
 
 def test_faiss_search_of_chunked_output_lists_documents_once(tiny_t5_dir, tiny_model, tmp_path):
     pytest.importorskip("faiss")
-    write_input(tmp_path / "in.jsonl", 40)
-    run_job(
-        tiny_t5_dir,
-        tmp_path / "in.jsonl",
-        tmp_path / "out",
-        shard_rows=9,
-        max_seq_length=32,
-        long_text="chunk",
-        chunk_overlap=4,
-    )
+    chunked_job(tiny_t5_dir, tmp_path)
     options = dict(k=5, instruction="Represent the question: ", model=tiny_model)
     exact = search(tmp_path / "out", ["sentence 12 about topic 5 and more"], **options)
     approximate = search(tmp_path / "out", ["sentence 12 about topic 5 and more"], faiss=True, **options)
