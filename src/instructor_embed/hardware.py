@@ -5,7 +5,8 @@ Measured on this project's machines (README, "Speed"): on a CPU with AVX512-BF16
 weights; without them bf16 matrix products have no native path (measured at 0.23x the original's speed on an
 AVX2-only CPU), and ONNX Runtime float32 is the fastest exact mode (1.3-1.7x). int8 is never chosen: on real
 MiniLM weights ONNX int8 (per-channel, checked; see ``onnx_int8``) keeps STS-B sentences at cosine >= 0.989 to
-float32, but one- and two-word inputs fall to 0.956, below the 0.98 fidelity bar. On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
+float32, but one- and two-word inputs fall to 0.956, below the 0.98 fidelity bar. On a GPU: bfloat16 from
+compute capability 8.0, float16 from 7.0.
 
 ``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
 containers whose cpuinfo is misleading, and for tests.
