@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import hardware, onnx_int8
+from . import durable, hardware, onnx_int8
 from .dependencies import require
 from .errors import InputError
 
@@ -82,6 +80,11 @@ class RuntimeOptions:
         if dtype == torch.bfloat16 and device.type == "cpu" and reason is None:
             _warn_if_bf16_is_slow(hardware.detect())
         return cls(dtype, quantize, backend, bool(compile), reason)
+
+    def identity(self) -> dict[str, str | None]:
+        """The settings that decide the vectors, as data: a job resumes where they are equal, whichever machine
+        (or ``dtype="auto"``'s reasoning) chose them. ``compile`` is left out: it changes no vector."""
+        return {"dtype": str(self.dtype).removeprefix("torch."), "backend": self.backend, "quantize": self.quantize}
 
     def describe(self) -> str:
         name = "int8" if self.quantize else str(self.dtype).removeprefix("torch.")
@@ -164,7 +167,7 @@ class OnnxEncoder(nn.Module):
         float_path = folder / "encoder.onnx"
         if not float_path.exists():
             folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(float_path, lambda partial: _export(auto_model, partial))
+            durable.write_file(float_path, lambda partial: _export(auto_model, partial), fault="onnx")
         if options.quantize != "int8":
             return cls(float_path, auto_model.config)
         int8_path, report = _checked_int8(auto_model, float_path, tokenizer)
@@ -219,21 +222,8 @@ def _checked_int8(auto_model: nn.Module, float_path: Path, tokenizer) -> tuple[P
         for start in range(0, len(onnx_int8.CHECK_TEXTS), 8)
     ]
     keep_float = onnx_int8.FRAGILE_MODULES.get(auto_model.config.model_type, ())
-    report = onnx_int8.quantize_checked(float_path, _write_atomically, int8_path, feeds, keep_float, reduce_range)
+    report = onnx_int8.quantize_checked(float_path, int8_path, feeds, keep_float, reduce_range)
     return int8_path, report
-
-
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """``write`` a file under a name no other process uses, then rename it to ``path`` in one step: processes
-    exporting the same checkpoint at once never write into, or publish, each other's half-written files."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial.onnx")
-    os.close(handle)
-    partial = Path(name)
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _export(auto_model: nn.Module, path: Path) -> None:

@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import durable
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +110,8 @@ class Int8Report:
         return cls(**json.loads(path.read_text()))
 
     def write(self, path: Path) -> None:
-        """Replace ``path`` in one step: another process never reads half a report."""
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        os.replace(partial, path)
+        """Replace ``path`` durably: another process never reads half a report."""
+        durable.write_text(path, json.dumps(asdict(self), indent=1) + "\n", fault="onnx")
 
 
 def report_path(int8_path: Path) -> Path:
@@ -120,13 +120,12 @@ def report_path(int8_path: Path) -> Path:
 
 def quantize_checked(
     float_path: Path,
-    write: Callable[[Path, Callable[[Path], None]], None],
     int8_path: Path,
     check_feeds: Sequence[dict[str, np.ndarray]],
     keep_float_modules: Sequence[str],
     reduce_range: bool,
 ) -> Int8Report:
-    """Quantize ``float_path`` into ``int8_path`` (through ``write``, which publishes atomically) and record how.
+    """Quantize ``float_path`` into ``int8_path`` (published durably) and record how.
 
     Tries ever fewer int8 matrix products until the int8 encoder's pooled embeddings of ``check_feeds`` match the
     float32 encoder's; a report of the last try (not ``faithful``) if none does.
@@ -152,7 +151,7 @@ def quantize_checked(
             )
 
         with _quiet_quantizer():
-            write(int8_path, quantize)
+            durable.write_file(int8_path, quantize, fault="onnx")
         cosines = _cosines(_pooled(int8_path, check_feeds), reference)
         report = Int8Report(
             RECIPE,
