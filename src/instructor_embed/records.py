@@ -1,24 +1,25 @@
 """Read texts to embed from .txt / .jsonl / .csv / .tsv files and write embeddings to .npy / .parquet.
 
 Every problem in an input file is reported with its line number (:class:`InputError` with ``path``, ``line``
-and ``param``); a UTF-8 byte-order mark (Excel's CSV) is ignored; output is written to a temporary file and
-moved into place only when complete, so a failed run leaves nothing half-written.
+and ``param``); a UTF-8 byte-order mark (Excel's CSV) is ignored; output is written durably (:mod:`~instructor_embed.durable`), so a failed run leaves nothing half-written.
+Text holding an unpaired UTF-16 surrogate (a JSON ``\\ud800`` escape without its pair) is refused at its line,
+as ``encode`` refuses it naming the item.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import durable
 from .dependencies import require
 from .errors import InputError
+from .unicode_text import surrogate_problem
 
 INPUT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv", ".parquet")
 OUTPUT_SUFFIXES = (".npy", ".parquet")
@@ -237,6 +238,10 @@ def _fields(row: object, path: Path, line_number: int, fields: Fields) -> tuple[
         )
     if isinstance(row_id, bool) or (row_id is not None and not isinstance(row_id, (str, int))):
         raise fail(path, line_number, f"{fields.id!r} must be a string or an integer", "id")
+    for name, value in ((fields.text, text), (fields.instruction, instruction), (fields.id, row_id)):
+        problem = surrogate_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise fail(path, line_number, f"{name!r} {problem}", name)
     return row_id, instruction, text
 
 
@@ -255,30 +260,25 @@ def check_output_path(path: Path, overwrite: bool) -> None:
 
 
 def write_embeddings(path: Path, ids: list[str | int], embeddings: np.ndarray) -> None:
-    """Write atomically: ``.npy`` holds the (n, dim) float32 matrix; ``.parquet`` has columns ``id``, ``embedding``.
-    The file gets the permissions of any file the user creates (the umask's), not a temporary file's 0600."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(handle)
-    try:
-        if path.suffix.lower() == ".npy":
+    """Write durably (:func:`~instructor_embed.durable.write_file`): ``.npy`` holds the (n, dim) float32 matrix;
+    ``.parquet`` has columns ``id``, ``embedding``."""
+    if path.suffix.lower() == ".npy":
+
+        def write(temporary: Path) -> None:
             with open(temporary, "wb") as out:
                 np.save(out, embeddings.astype(np.float32, copy=False))
-        else:
-            pa, pq = _pyarrow()
-            values = pa.array(embeddings.astype(np.float32, copy=False).reshape(-1))
-            column = pa.FixedSizeListArray.from_arrays(values, embeddings.shape[1])
-            pq.write_table(pa.table({"id": pa.array(ids), "embedding": column}), temporary)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
+    else:
+        pa, pq = _pyarrow()
+        values = pa.array(embeddings.astype(np.float32, copy=False).reshape(-1))
+        table = pa.table(
+            {"id": pa.array(ids), "embedding": pa.FixedSizeListArray.from_arrays(values, embeddings.shape[1])}
+        )
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
+        def write(temporary: Path) -> None:
+            pq.write_table(table, temporary)
+
+    durable.write_file(path, write, fault="embeddings")
 
 
 def _pyarrow():

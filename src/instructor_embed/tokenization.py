@@ -4,6 +4,11 @@ The rule, as in InstructorEmbedding 1.0.1: the model reads ``(instruction + text
 and the first ``n`` tokens are left out of pooling, where ``n`` is the token count of
 ``instruction.strip()`` with special tokens, minus one (T5: its pieces without ``</s>``;
 BERT: ``[CLS]`` and its pieces), and ``n <= 1`` means nothing is left out.
+
+Two inputs are refused here, naming the item (:class:`~instructor_embed.errors.InputError` with ``index``):
+text holding an unpaired UTF-16 surrogate (see :mod:`~instructor_embed.unicode_text`), and an item whose
+instruction leaves none of the text in what pooling reads — an instruction that fills the window, or one whose
+last word merges with the text's first into tokens that the instruction's own count covers (a zero vector).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from .errors import InputError
+from .unicode_text import surrogate_problem
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,7 @@ class InstructionTokenizer:
         self.lowercase = lowercase
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._skip_cache: dict[str, int] = {}
+        self._closing: int | None = None
 
     def model_text(self, item: Item) -> str:
         """The exact string the encoder reads for an item."""
@@ -100,11 +109,69 @@ class InstructionTokenizer:
 
     def tokenize(self, items: Sequence[Item], max_length: int | None = None) -> Tokenized:
         """Token ids per item (truncated to ``max_length``, default the model's window; unpadded) and
-        instruction skips per item. A longer ``max_length`` than the window shows which items it would cut."""
+        instruction skips per item. A longer ``max_length`` than the window shows which items it would cut.
+        An item that cannot be embedded (see the module docstring) raises an ``InputError`` naming it."""
+        tokenized, problems = self._tokenize(items, max_length)
+        if problems:
+            index, param, why = problems[0]
+            raise InputError(f"Item {index}: {why}", param=param, index=index)
+        return tokenized
+
+    def problems(self, items: Sequence[Item], max_length: int | None = None) -> list[tuple[int, str, str]]:
+        """Every item that :meth:`tokenize` would refuse, as ``(index, param, what is wrong)``."""
+        return self._tokenize(items, max_length)[1]
+
+    def _tokenize(self, items: Sequence[Item], max_length: int | None) -> tuple[Tokenized, list[tuple[int, str, str]]]:
         if not items:
-            return Tokenized([], [])
-        ids = self._encode([self.model_text(item) for item in items], max_length)
-        return Tokenized(ids, [self.instruction_skip(item.instruction) for item in items])
+            return Tokenized([], []), []
+        problems = []
+        for index, item in enumerate(items):
+            for part, value in (("instruction", item.instruction), ("text", item.text)):
+                problem = surrogate_problem(value) if value else None
+                if problem:
+                    problems.append((index, part, f"the {part} {problem}"))
+        unreadable = {index for index, _, _ in problems}  # the tokenizer would raise on them: it reads ""
+        texts = ["" if index in unreadable else self.model_text(item) for index, item in enumerate(items)]
+        ids = self._encode(texts, max_length)
+        skips = [
+            0 if index in unreadable else self.instruction_skip(item.instruction) for index, item in enumerate(items)
+        ]
+        window = max_length or self.max_length
+        for index, (item, row, skip) in enumerate(zip(items, ids, skips, strict=True)):
+            if index in unreadable:
+                continue
+            if not row or (skip and item.text.strip() and len(row) - skip - self.closing_tokens <= 0):
+                problems.append((index, "instruction", self._nothing_to_pool(len(row), skip, window)))
+        problems.sort()
+        return Tokenized(ids, skips), problems
+
+    @property
+    def closing_tokens(self) -> int:
+        """How many special tokens the tokenizer puts after the text (``</s>``, ``[SEP]``): 1, or 0."""
+        if self._closing is None:
+            marked, plain = self._encode(["a"])[0], self._encode_plain("a")
+            starts = [s for s in range(len(marked) - len(plain) + 1) if marked[s : s + len(plain)] == plain]
+            self._closing = len(marked) - starts[0] - len(plain) if starts else 0
+        return self._closing
+
+    def _encode_plain(self, text: str) -> list[int]:
+        with tokenizer_lock(self.tokenizer):
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @staticmethod
+    def _nothing_to_pool(length: int, skip: int, window: int) -> str:
+        if not length:
+            return "the text is empty and this tokenizer adds no special tokens: there is nothing to embed"
+        if length >= window:
+            return (
+                f"the instruction takes {skip} of the {window} tokens the model reads, leaving no room for the text; "
+                "shorten the instruction, or raise max_seq_length"
+            )
+        return (
+            f"no token of the text is left to embed: the instruction's {skip} tokens cover all {length} tokens of "
+            "instruction + text, because the instruction's last word and the text's first tokenize together; end "
+            "the instruction with a space or punctuation, e.g. 'Represent the sentence: '"
+        )
 
     def _encode(self, texts: list[str], max_length: int | None = None) -> list[list[int]]:
         with tokenizer_lock(self.tokenizer):
