@@ -17,12 +17,14 @@ from .errors import (
     MissingDependencyError,
     ModelLoadError,
     ModelNotFoundError,
+    OutputError,
 )
 from .instructions import RETRIEVAL, InstructionPair, instruction
 
 if TYPE_CHECKING:
     from .model import INSTRUCTOR
     from .quantization import quantization_ranges, quantize_embeddings
+    from .spec import ModelSpec
     from .tokenization import Item
 
 try:
@@ -33,6 +35,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 _LAZY = {
     "INSTRUCTOR": ".model",
     "Item": ".tokenization",
+    "ModelSpec": ".spec",
     "quantization_ranges": ".quantization",
     "quantize_embeddings": ".quantization",
 }
@@ -46,8 +49,10 @@ __all__ = [
     "InstructionPair",
     "Item",
     "MissingDependencyError",
+    "ModelSpec",
     "ModelLoadError",
     "ModelNotFoundError",
+    "OutputError",
     "RETRIEVAL",
     "__version__",
     "instruction",

@@ -9,6 +9,7 @@ Transformer + mean Pooling.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -132,6 +133,45 @@ def read_stage_specs(directory: Path) -> list[StageSpec]:
     if not any(s.stage == "pooling" for s in specs):
         raise CheckpointError(f"{modules_json}: no Pooling module; token embeddings cannot become sentence embeddings")
     return specs
+
+
+# The files that define a model's vectors: configs, weights, tokenizer vocabularies. Not READMEs, not ONNX
+# exports, not config_sentence_transformers.json (it records the versions that wrote it, nothing else).
+_DEFINING_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".pt", ".pth")
+_DEFINING_NAMES = ("vocab.txt", "merges.txt")
+_NOT_DEFINING = ("config_sentence_transformers.json",)
+_SAMPLED_ABOVE, _SAMPLES, _BLOCK = 1 << 20, 64, 4096
+
+
+def fingerprint(directory: Path) -> str:
+    """A digest of the files that define a checkpoint's vectors (configs, weights, vocabularies), whatever
+    runtime later runs it: the same files in another folder, on another machine, give the same digest; a
+    retrained checkpoint saved at the same path gives another. Files over 1 MiB are sampled (their size and 64
+    blocks spread over them), so a 5 GB model takes a moment, not minutes."""
+    digest = hashlib.sha256()
+    for path in sorted(_defining_files(directory)):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(directory).as_posix()}|{size}|".encode())
+        with open(path, "rb") as handle:
+            if size <= _SAMPLED_ABOVE:
+                digest.update(handle.read())
+                continue
+            for number in range(_SAMPLES):
+                handle.seek(number * (size - _BLOCK) // (_SAMPLES - 1))
+                digest.update(handle.read(_BLOCK))
+    return digest.hexdigest()[:32]
+
+
+def _defining_files(directory: Path) -> list[Path]:
+    found = []
+    for folder, subfolders, files in os.walk(directory, followlinks=True):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "onnx"]
+        for name in files:
+            if name in _NOT_DEFINING or name.startswith("."):
+                continue
+            if name.endswith(_DEFINING_SUFFIXES) or name in _DEFINING_NAMES:
+                found.append(Path(folder) / name)
+    return found
 
 
 def read_json(path: Path) -> Any:

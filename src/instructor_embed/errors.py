@@ -8,6 +8,7 @@ Every error a caller can act on derives from :class:`InstructorEmbedError`::
     ├── ModelLoadError (OSError)             a model that cannot be found or read
     │   ├── ModelNotFoundError               no such Hub id or local directory
     │   └── CheckpointError                  a file of the checkpoint is missing, corrupt or inconsistent
+    ├── OutputError (OSError)                output cannot be written (a full disk, ...); says what is kept
     └── MissingDependencyError (ImportError) an optional package is not installed; names the extra to install
 
 Input errors subclass the built-in ``ValueError``/``TypeError``, so code written against the original
@@ -64,6 +65,15 @@ class ModelNotFoundError(ModelLoadError):
 
 class CheckpointError(ModelLoadError):
     """A checkpoint file is missing, unreadable or does not match the model."""
+
+
+class OutputError(InstructorEmbedError, OSError):
+    """Output cannot be written (no space left, no permission); the message says what was kept and how to
+    continue. ``path``: the file or folder at fault."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None):
+        super().__init__(message)
+        self.path = None if path is None else os.fspath(path)
 
 
 class MissingDependencyError(InstructorEmbedError, ImportError):

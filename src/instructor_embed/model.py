@@ -76,6 +76,7 @@ class INSTRUCTOR(nn.Sequential):
         onnx_cache = Path(cache_folder) if cache_folder is not None else None
         super().__init__(*_load_stages(read_stage_specs(directory), max_seq_length, runtime, onnx_cache))
         self.model_name_or_path = os.fspath(model_name_or_path)
+        self.checkpoint_dir = directory  # the local folder it loaded from (a Hub model's cache snapshot)
         self.truncate_dim = truncate_dim
         self.to(device).eval()  # inference by default; training sets train() itself
 

@@ -91,42 +91,27 @@ class Transformer(nn.Module):
         runtime: RuntimeOptions = FLOAT32,
         cache_dir: Path | None = None,
     ) -> Transformer:
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        _check_encoder_files(directory)
-        settings = {}
-        for name in _TRANSFORMER_CONFIG_NAMES:
-            if (directory / name).exists():
-                settings = read_json(directory / name)
-                break
+        window = TokenizerSettings.load(directory, max_seq_length)
         try:
-            config = AutoConfig.from_pretrained(directory)
-            model_class = _encoder_class(config.model_type) or AutoModel
-            auto_model, info = model_class.from_pretrained(directory, config=config, output_loading_info=True)
-            tokenizer = AutoTokenizer.from_pretrained(directory)
+            model_class = _encoder_class(window.config.model_type) or AutoModel
+            auto_model, info = model_class.from_pretrained(directory, config=window.config, output_loading_info=True)
         except CheckpointError:
             raise
         except Exception as exc:  # transformers raises OSError, ValueError, SafetensorError, ... for bad files
-            raise CheckpointError(f"Cannot load the encoder or tokenizer from {directory}: {exc}") from exc
+            raise CheckpointError(f"Cannot load the encoder from {directory}: {exc}") from exc
         # transformers fills missing weights with random values and only logs it: refuse instead.
         missing = [key for key in info["missing_keys"] if not key.startswith("pooler.")]
         if missing:
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
+        _check_finite(auto_model, directory)
+        tokenizer = window.tokenizer
         auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir, tokenizer)
-        limit = position_limit(config)
-        if max_seq_length is None:
-            max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
-            if limit is not None and not 1 <= int(max_seq_length) <= limit:
-                raise CheckpointError(
-                    f"{directory}: max_seq_length {max_seq_length} is outside the encoder's 1..{limit} positions"
-                )
-        else:
-            check_max_seq_length(max_seq_length, limit)
         tokenizer_files = {
             name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
         }
-        lower = bool(settings.get("do_lower_case", False))
-        return cls(auto_model, tokenizer, int(max_seq_length), lower, tokenizer_files, runtime)
+        return cls(auto_model, tokenizer, window.max_seq_length, window.do_lower_case, tokenizer_files, runtime)
 
     def save(self, directory: Path) -> None:
         if self.runtime.backend != "torch" or self.runtime.quantize or self.runtime.compile:
@@ -149,6 +134,49 @@ class Transformer(nn.Module):
             f"attention={getattr(config, '_attn_implementation', None)}, max_seq_length={self.max_seq_length}, "
             f"do_lower_case={self.do_lower_case}"
         )
+
+
+class TokenizerSettings:
+    """What reading a checkpoint's text needs, without its weights: the encoder's config, the tokenizer, the
+    window (``max_seq_length``) and lower-casing. Loads in a moment, for a job's driver that never embeds."""
+
+    def __init__(self, config, tokenizer, max_seq_length: int, do_lower_case: bool):
+        self.config, self.tokenizer = config, tokenizer
+        self.max_seq_length, self.do_lower_case = max_seq_length, do_lower_case
+
+    @classmethod
+    def load(cls, directory: Path, max_seq_length: int | None = None) -> TokenizerSettings:
+        from transformers import AutoConfig, AutoTokenizer
+
+        _check_encoder_files(directory)
+        settings = {}
+        for name in _TRANSFORMER_CONFIG_NAMES:
+            if (directory / name).exists():
+                settings = read_json(directory / name)
+                break
+        try:
+            config = AutoConfig.from_pretrained(directory)  # never trust_remote_code: a checkpoint runs no code
+            tokenizer = AutoTokenizer.from_pretrained(directory)
+        except Exception as exc:  # transformers raises OSError, ValueError, ... for bad files
+            raise CheckpointError(f"Cannot load the encoder config or tokenizer from {directory}: {exc}") from exc
+        limit = position_limit(config)
+        if max_seq_length is None:
+            max_seq_length = settings.get("max_seq_length") or _model_max_length(config, tokenizer)
+            if limit is not None and not 1 <= int(max_seq_length) <= limit:
+                raise CheckpointError(
+                    f"{directory}: max_seq_length {max_seq_length} is outside the encoder's 1..{limit} positions"
+                )
+        else:
+            check_max_seq_length(max_seq_length, limit)
+        return cls(config, tokenizer, int(max_seq_length), bool(settings.get("do_lower_case", False)))
+
+
+def _check_finite(auto_model: nn.Module, directory: Path) -> None:
+    """A damaged weights file whose damage safetensors cannot see (it stores no checksum) often shows as
+    infinite or NaN values: refuse those rather than embed NaN."""
+    for name, tensor in auto_model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"Weights in {directory} hold NaN or infinite values ({name}): the file is damaged")
 
 
 def _check_encoder_files(directory: Path) -> None:

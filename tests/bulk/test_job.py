@@ -31,25 +31,31 @@ def write_input(path, count: int, **extra) -> list[dict]:
 
 
 def read_output(folder) -> tuple[list, np.ndarray]:
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = json.loads((folder / "_manifest.json").read_text())
     tables = [pq.read_table(folder / shard["file"]).to_pydict() for shard in manifest["shards"]]
     ids = [i for table in tables for i in table["id"]]
     vectors = np.array([v for table in tables for v in table["embedding"]], dtype=np.float32)
     return ids, vectors
 
 
-def run_job(tiny_t5_dir, source, output, **options):
+MODEL_OPTIONS = ("max_seq_length", "truncate_dim", "dtype", "backend", "quantize")
+
+
+def run_job(model_dir, source, output, **options):
+    """The job with these options (the model's own, like max_seq_length, go to its ModelSpec), on the CPU."""
+    from instructor_embed import ModelSpec
     from instructor_embed.bulk import JobConfig, embed_file
 
-    settings = dict(input=source, output=output, model=tiny_t5_dir, instruction=INSTRUCTION, shard_rows=40)
-    return embed_file(JobConfig(**{**settings, "device": "cpu", "show_progress": False, **options}))
+    spec = ModelSpec(model_dir, device="cpu", **{name: options.pop(name) for name in MODEL_OPTIONS if name in options})
+    settings = dict(input=source, output=output, model=spec, instruction=INSTRUCTION, shard_rows=40)
+    return embed_file(JobConfig(**{**settings, "show_progress": False, **options}))
 
 
 def test_a_job_writes_shards_and_a_manifest_with_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_path):
     rows = write_input(tmp_path / "in.jsonl", 100)
     summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
     assert (summary.rows, summary.embedded_now, summary.shards) == (100, 100, 3)
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["complete"] and [(s["start"], s["end"]) for s in manifest["shards"]] == [
         (0, 40),
         (40, 80),
@@ -67,7 +73,7 @@ def test_a_job_writes_shards_and_a_manifest_with_the_librarys_vectors(tiny_t5_di
 def test_changed_settings_are_refused_and_overwrite_starts_again(tiny_t5_dir, minilm_dir, tmp_path):
     write_input(tmp_path / "in.jsonl", 30)
     run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
-    with pytest.raises(InputError, match=r"other settings \(model: .*instruction"):
+    with pytest.raises(InputError, match=r"other settings \(model: the checkpoint's files differ; .*instruction"):
         run_job(minilm_dir, tmp_path / "in.jsonl", tmp_path / "out", instruction="Represent the text: ")
     with pytest.raises(InputError, match="other settings .*normalize: False -> True"):
         run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", normalize=True)
@@ -81,14 +87,15 @@ def test_a_damaged_shard_and_a_stray_one_are_redone(tiny_t5_dir, tmp_path):
     run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
     second = tmp_path / "out" / "part-00001.parquet"
     second.write_bytes(second.read_bytes()[:-100])  # a disk that lost the end of a committed shard
-    (tmp_path / "out" / ".part-00003.parquet.tmp").write_bytes(b"half-written")
+    (tmp_path / "out" / ".part-00003.parquet.123-abcdef.partial").write_bytes(b"half-written by a killed run")
     summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
     assert summary.embedded_now == 60  # shards 1 and 2 again
     ids, vectors = read_output(tmp_path / "out")
     straight_ids, straight = read_output(tmp_path / "straight")
     assert ids == straight_ids and np.array_equal(vectors, straight)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "manifest.json",
+        "_lock",
+        "_manifest.json",
         "part-00000.parquet",
         "part-00001.parquet",
         "part-00002.parquet",
@@ -99,15 +106,22 @@ def test_bad_rows_stop_the_job_before_the_model_loads_or_are_skipped_and_listed(
     write_input(tmp_path / "in.jsonl", 50, row7={"id": "x", "text": 5}, row20={"id": "y"})
     with open(tmp_path / "in.jsonl", "ab") as handle:
         handle.write(b'{"id": "z", "text": "caf\xe9"}\n{"id": "w", "text": "fine"}\n')
-    with pytest.raises(InputError) as caught:
-        run_job(tmp_path / "no-model-loaded", tmp_path / "in.jsonl", tmp_path / "out")
+    from instructor_embed import ModelSpec
+
+    def no_weights(spec):
+        raise AssertionError("the weights loaded before the input was checked")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ModelSpec, "load", no_weights)
+        with pytest.raises(InputError) as caught:
+            run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out")
     message = str(caught.value)
     assert "3 invalid rows" in message and "line 8: 'text' must be a string" in message
     assert "line 21: no 'text' field" in message and "line 51: not valid UTF-8" in message
     assert not (tmp_path / "out").exists()
     summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", skip_invalid=True)
     assert (summary.rows, summary.invalid_rows) == (49, 3)
-    listed = [json.loads(line) for line in (tmp_path / "out" / "invalid_rows.jsonl").read_text().splitlines()]
+    listed = [json.loads(line) for line in (tmp_path / "out" / "_invalid_rows.jsonl").read_text().splitlines()]
     assert [row["line"] for row in listed] == [8, 21, 51]
     ids, _ = read_output(tmp_path / "out")
     assert "x" not in ids and "y" not in ids and "z" not in ids and ids[-1] == "w" and len(ids) == 49
@@ -153,13 +167,13 @@ def test_killed_at_any_point_then_rerun_gives_the_uninterrupted_rows(tiny_t5_dir
         process = subprocess.Popen([*command, "--output", str(output), "--batch-size", "4"])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            manifest = output / "manifest.json"
+            manifest = output / "_manifest.json"
             if manifest.exists() and len(json.loads(manifest.read_text())["shards"]) >= shards:
                 break
             time.sleep(0.02)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        assert len(json.loads((output / "manifest.json").read_text())["shards"]) < 10
+        assert len(json.loads((output / "_manifest.json").read_text())["shards"]) < 10
     final = subprocess.run([*command, "--output", str(output), "--batch-size", "4"], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     ids, vectors = read_output(output)

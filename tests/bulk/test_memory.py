@@ -13,8 +13,10 @@ pytestmark = pytest.mark.slow
 JOB = """
 import json, resource, sys
 from instructor_embed.bulk import JobConfig, embed_file
-summary = embed_file(JobConfig(input=sys.argv[1], output=sys.argv[2], model=sys.argv[3], device="cpu", batch_size=512,
-                               shard_rows=20000, truncate_dim=8, show_progress=False))
+from instructor_embed import ModelSpec
+spec = ModelSpec(sys.argv[3], device="cpu", truncate_dim=8)
+summary = embed_file(JobConfig(input=sys.argv[1], output=sys.argv[2], model=spec, batch_size=512, shard_rows=20000,
+                               show_progress=False))
 print(json.dumps({"rows": summary.rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

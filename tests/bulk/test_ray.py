@@ -17,22 +17,35 @@ def test_map_batches_gives_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_pat
 
     rows = [{"id": i, "text": f"sentence {i} " + "more " * (i % 9)} for i in range(40)]
     rows[3]["instruction"] = "Represent the Science title: "
+    rows[5]["instruction"] = ""  # explicitly none
     for row in rows:
-        row.setdefault("instruction", "")  # Arrow columns need one type: "" means the default instruction
+        row.setdefault("instruction", None)  # null: the default instruction (the one rule, resolve_instruction)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        dataset = ray.data.from_items(rows).map_batches(
-            InstructorBatchEmbedder,
-            fn_constructor_kwargs={"model": str(tiny_t5_dir), "instruction": INSTRUCTION, "device": "cpu"},
-            batch_size=16,
-            compute=ray.data.ActorPoolStrategy(size=1),
-            batch_format="numpy",
+        import pyarrow as pa
+
+        columns = {name: [row[name] for row in rows] for name in ("id", "text", "instruction")}
+        table = pa.table(
+            columns, schema=pa.schema([("id", pa.int64()), ("text", pa.string()), ("instruction", pa.string())])
+        )
+        dataset = (
+            ray.data.from_arrow(table)
+            .repartition(3)
+            .map_batches(
+                InstructorBatchEmbedder,
+                fn_constructor_kwargs={"model": str(tiny_t5_dir), "instruction": INSTRUCTION, "device": "cpu"},
+                batch_size=16,
+                compute=ray.data.ActorPoolStrategy(size=1),
+                batch_format="numpy",
+            )
         )
         dataset.write_parquet(str(tmp_path / "vectors"))
         out = sorted(ray.data.read_parquet(str(tmp_path / "vectors")).take_all(), key=lambda row: row["id"])
     finally:
         ray.shutdown()
-    expected = tiny_model.encode([[row["instruction"] or INSTRUCTION, row["text"]] for row in rows])
+    own = [row["instruction"] if row["instruction"] is not None else INSTRUCTION for row in rows]
+    expected = tiny_model.encode([[instruction, row["text"]] for instruction, row in zip(own, rows, strict=True)])
+    assert own[5] == "" and np.abs(expected[5] - tiny_model.encode(rows[5]["text"])).max() <= 1e-6
     assert [row["id"] for row in out] == list(range(40))
     assert np.abs(np.array([row["embedding"] for row in out]) - expected).max() <= 1e-6
 
@@ -52,7 +65,7 @@ def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path):
             tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "ray", shard_rows=30, engine="ray", num_workers=1
         )
         assert (summary.rows, summary.shards) == (60, 2)
-        manifest_path = tmp_path / "ray" / "manifest.json"
+        manifest_path = tmp_path / "ray" / "_manifest.json"
         manifest = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps({**manifest, "shards": manifest["shards"][:1], "complete": False}))
         resumed = run_job(
@@ -89,14 +102,14 @@ def test_a_killed_ray_job_rerun_on_ray_equals_the_local_engine(tiny_t5_dir, tmp_
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and process.poll() is None:
-            manifest = output / "manifest.json"
+            manifest = output / "_manifest.json"
             if manifest.exists() and json.loads(manifest.read_text())["shards"]:
                 break
             time.sleep(0.05)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    committed = len(json.loads((output / "manifest.json").read_text())["shards"])
+    committed = len(json.loads((output / "_manifest.json").read_text())["shards"])
     assert 1 <= committed < 6
     final = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

@@ -1,14 +1,17 @@
-"""A resumable embedding job: input file (streamed) → Parquet shards + ``manifest.json`` in an output folder.
+"""A resumable embedding job: input file (streamed) → Parquet shards + ``_manifest.json`` in an output folder.
 
-Two passes over the input, neither holding it in memory. The first checks every row before any model loads
-(bad rows stop the job with their line numbers, or with ``skip_invalid`` are listed in ``invalid_rows.jsonl``).
-The second embeds the valid rows in order, ``shard_rows`` at a time: each shard is written under a temporary
-name, renamed into place, then recorded (with its SHA-256) in the manifest, which is itself replaced
-atomically. Killed at any moment, the folder holds only complete shards that the manifest lists (a shard
-renamed but not yet recorded is redone; a recorded shard whose bytes no longer match is redone from there).
-Run again with the same settings, the job continues after the last recorded shard; shards always cover the
-same rows, so the vectors equal an uninterrupted run's. Other settings against an existing output are
-refused, naming what changed; ``overwrite`` starts again.
+Two passes over the input, neither holding it in memory. The first checks every row before the model's weights
+load — its fields, and with the model's tokenizer that its text can be embedded — so bad rows stop the job with
+their line numbers, or with ``skip_invalid`` are listed in ``_invalid_rows.jsonl``. The second embeds the valid
+rows in order, ``shard_rows`` at a time, and commits each shard in two durable writes
+(:mod:`~instructor_embed.durable`): the shard under its final name, then the manifest that records it with its
+SHA-256. Killed at any moment, the folder holds complete shards and a manifest listing some of them: a shard
+renamed but not yet recorded is redone, and so is a recorded shard whose bytes no longer match, with every shard
+after it. Shards always cover the same rows, so the vectors equal an uninterrupted run's.
+
+Run again with the same settings, the job continues after the last recorded shard. Other settings are refused,
+naming what changed; ``overwrite`` starts again. The folder's layout, what the job owns there and its lock:
+:mod:`~instructor_embed.bulk.folder`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,14 +29,16 @@ import numpy as np
 
 from ..dependencies import require
 from ..encode import postprocess
-from ..errors import InputError
+from ..errors import InputError, InstructorEmbedError, OutputError
 from ..records import Fields, fail, iter_rows
-from ..tokenization import Item
-from .long_text import LONG_TEXT_MODES, Chunk, chunk_table_columns, mean_of_chunks, split_long
+from ..spec import ModelSpec, as_spec, resolve_instruction
+from ..tokenization import InstructionTokenizer, Item
+from . import legacy
+from .folder import INVALID_ROWS, MANIFEST, JobFolder, is_shard_name, shard_name
+from .long_text import LONG_TEXT_MODES, Chunk, chunk_table_columns, instruction_overhead, mean_of_chunks, split_long
 
-MANIFEST = "manifest.json"
-INVALID_ROWS = "invalid_rows.jsonl"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_CHECK_ROWS = 1024  # rows tokenized at a time by the first pass's check
 
 
 @dataclass(frozen=True)
@@ -40,20 +46,14 @@ class JobConfig:
     """What to embed, with which model and settings, and where to write it."""
 
     input: str | os.PathLike[str]
-    output: str | os.PathLike[str]  # a folder: Parquet shards and manifest.json
-    model: str | os.PathLike[str]  # Hub id or directory
+    output: str | os.PathLike[str]  # a folder: Parquet shards and _manifest.json
+    model: ModelSpec | str | os.PathLike[str]  # a spec, or a Hub id / directory with the default options
     instruction: str | None = None  # for rows without their own
     fields: Fields = field(default_factory=Fields)
     batch_size: int = 32
     max_batch_tokens: int | None = None
     shard_rows: int = 10_000
-    device: str | None = None
-    dtype: str | None = None
-    backend: str = "torch"
-    quantize: str | None = None
     normalize: bool = False
-    truncate_dim: int | None = None
-    max_seq_length: int | None = None  # the model's window (default: the checkpoint's)
     long_text: str = "truncate"  # texts over the window: "truncate", "chunk" (a row per window) or "mean"
     chunk_overlap: int = 32  # tokens shared by consecutive windows
     skip_invalid: bool = False
@@ -63,6 +63,10 @@ class JobConfig:
     ray_address: str | None = None  # a running cluster ("auto", "ray://head:10001"); None: a local instance
     num_workers: int = 1  # Ray actors, one model each
     gpus_per_worker: float = 0
+
+    @property
+    def spec(self) -> ModelSpec:
+        return as_spec(self.model)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,10 @@ class InvalidInputError(InputError):
         self.problems = problems
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a job: the shards committed so far are kept, and the same command continues."""
+
+
 @dataclass
 class _Scan:
     """The first pass: how many rows are valid, their ids' kind, and the invalid ones."""
@@ -99,68 +107,79 @@ class _Scan:
     row_instructions: bool = False
     problems: list[InputError] = field(default_factory=list)
 
+    @property
+    def invalid_lines(self) -> set[int]:
+        return {problem.line for problem in self.problems}
+
 
 def embed_file(config: JobConfig) -> JobSummary:
     """Embed every valid row of ``config.input`` into ``config.output``, continuing a previous run if there is one."""
     started = time.perf_counter()
-    pa, pq = require("parquet", "pyarrow", "bulk embedding"), require("parquet", "pyarrow.parquet", "bulk embedding")
-    source, output = Path(config.input), Path(config.output)
-    _check_config(config, output)
-    scan = _scan(source, config.fields)
-    if scan.problems and not config.skip_invalid:
-        shown = "\n  ".join(str(problem) for problem in scan.problems[:20])
-        more = f"\n  ... and {len(scan.problems) - 20} more" if len(scan.problems) > 20 else ""
-        raise InvalidInputError(
-            f"{source}: {len(scan.problems)} invalid rows (pass --skip-invalid to skip them and list them in "
-            f"{INVALID_ROWS}); nothing was embedded:\n  {shown}{more}",
-            scan.problems,
-        )
-    from ..model import INSTRUCTOR
+    require("parquet", "pyarrow", "bulk embedding")
+    spec, source, folder = config.spec, Path(config.input), JobFolder(config.output)
+    _check_config(config, folder.path)
+    with folder.locked():
+        if not folder.holds_job() and not legacy.needs_migration(folder) and not folder.is_empty():
+            raise InputError(
+                f"{folder.path} is not empty and holds no job; choose another folder (--overwrite replaces a "
+                "job's own output, never other files)",
+                path=folder.path,
+            )
+        scan = _scan(source, config, spec.instruction_tokenizer())
+        if scan.problems and not config.skip_invalid:
+            shown = "\n  ".join(str(problem) for problem in scan.problems[:20])
+            more = f"\n  ... and {len(scan.problems) - 20} more" if len(scan.problems) > 20 else ""
+            raise InvalidInputError(
+                f"{source}: {len(scan.problems)} invalid rows (pass --skip-invalid to skip them and list them in "
+                f"{INVALID_ROWS}); nothing was embedded:\n  {shown}{more}",
+                scan.problems,
+            )
+        runner = _Runner(config, spec)
+        try:
+            return _run(config, folder, source, scan, runner, started)
+        finally:
+            runner.close()
 
-    model = INSTRUCTOR(
-        config.model,
-        device=config.device,
-        dtype=config.dtype,
-        backend=config.backend,
-        quantize=config.quantize,
-        max_seq_length=config.max_seq_length,
-    )
-    ray_engine = None
-    if config.engine == "ray":
-        from .ray import ActorPoolEngine, start_ray
 
-        start_ray(config)
-        ray_engine = ActorPoolEngine(config)
-    identity = _identity(config, model, source)
-    manifest = _open_output(output, identity, scan, config.overwrite)
+def _run(config: JobConfig, folder: JobFolder, source: Path, scan: _Scan, runner: _Runner, started: float):
+    with _writing(folder, None, MANIFEST):
+        manifest = _open_output(folder, _identity(config, runner, source), runner, scan, config)
     if config.skip_invalid:
-        _write_invalid_rows(output, scan.problems)
+        with _writing(folder, manifest, INVALID_ROWS):
+            folder.write_invalid_rows(
+                "".join(json.dumps({"line": p.line, "field": p.param, "error": str(p)}) + "\n" for p in scan.problems)
+            )
     committed = manifest["shards"][-1]["end"] if manifest["shards"] else 0
     embedded_now, tokens = 0, 0
     progress = _progress(config, scan.valid, committed)
     try:
-        for start, rows in _pending_shards(source, config, committed):
-            end = start + len(rows)
-            vectors, count, chunks = _embed(model, rows, config, progress, ray_engine)
-            name = f"part-{len(manifest['shards']):05d}.parquet"
-            table = _table(pa, rows, vectors, scan, start, chunks)
-            digest = _write_atomically(output / name, lambda path, table=table: pq.write_table(table, path))
-            manifest["shards"].append({"file": name, "start": start, "end": end, "sha256": digest})
-            manifest["complete"] = end == scan.valid
-            _write_manifest(output, manifest)
+        for start, rows in _pending_shards(source, config, scan, committed):
+            vectors, count, chunks = runner.embed(rows, config, progress)
+            name = shard_name(len(manifest["shards"]))
+            with _writing(folder, manifest, name):
+                folder.write_shard(name, _table(rows, vectors, scan, start, chunks))
+            digest = _file_digest(folder.path / name)
+            manifest["shards"].append({"file": name, "start": start, "end": start + len(rows), "sha256": digest})
+            manifest["complete"] = start + len(rows) == scan.valid
+            try:
+                with _writing(folder, manifest, MANIFEST):
+                    folder.write_manifest(manifest)
+            except OutputError:
+                manifest["shards"].pop()
+                raise
             embedded_now, tokens = embedded_now + len(rows), tokens + count
             progress.set_postfix(
                 tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}", shards=len(manifest["shards"])
             )
+    except KeyboardInterrupt:
+        raise JobInterrupted(_interrupted(folder, manifest)) from None
     finally:
         progress.close()
-        if ray_engine is not None:
-            ray_engine.close()
-    if scan.valid == 0 or (manifest["shards"] and manifest["shards"][-1]["end"] == scan.valid):
+    if not manifest["complete"] and (scan.valid == 0 or manifest["shards"][-1]["end"] == scan.valid):
         manifest["complete"] = True
-        _write_manifest(output, manifest)
+        folder.write_manifest(manifest)
     return JobSummary(
-        output,
+        folder.path,
         scan.valid,
         embedded_now,
         len(scan.problems),
@@ -168,6 +187,59 @@ def embed_file(config: JobConfig) -> JobSummary:
         time.perf_counter() - started,
         tokens,
     )
+
+
+class _Runner:
+    """Where the forward passes run: the model in this process, or a Ray actor pool (this process then loads
+    only the tokenizer)."""
+
+    def __init__(self, config: JobConfig, spec: ModelSpec):
+        self.model, self.pool = None, None
+        if config.engine == "ray":
+            from .ray import ActorPoolEngine, start_ray
+
+            start_ray(config)
+            self.pool = ActorPoolEngine(config, spec)
+            self.tokenizer = spec.instruction_tokenizer()
+            self.runtime, self.dimension = self.pool.describe()
+        else:
+            self.model = spec.load()
+            self.tokenizer = self.model.instruction_tokenizer
+            self.runtime = self.model.transformer.runtime.identity()
+            self.dimension = self.model.get_sentence_embedding_dimension()
+        self.fingerprint = spec.fingerprint()
+
+    def embed(self, rows: list[tuple], config: JobConfig, progress) -> tuple[np.ndarray, int, list[Chunk] | None]:
+        """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, its chunks."""
+        items = [_item(row, config) for row in rows]
+        chunks = None if config.long_text == "truncate" else split_long(items, self.tokenizer, config.chunk_overlap)
+        embedded = items if chunks is None else [chunk.item for chunk in chunks]
+        done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
+        if self.pool is not None:
+            vectors = self.pool.embed(embedded, on_part=done)
+            count = sum(self.tokenizer.tokenize(embedded).token_counts)
+        else:
+            engine = self.model.engine
+            tokenized = engine.tokenize(embedded)
+            count = sum(tokenized.token_counts)
+            vectors = engine.run(
+                tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
+            )
+        if chunks is not None:
+            progress.update(len(rows))
+        if config.long_text == "mean":
+            vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
+        vectors = postprocess(vectors, truncate_dim=config.spec.truncate_dim, normalize=config.normalize)
+        return vectors.numpy(), count, chunks
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _item(row: tuple, config: JobConfig) -> Item:
+    _, _, instruction, text = row
+    return Item(resolve_instruction(instruction, config.instruction), text)
 
 
 def _check_config(config: JobConfig, output: Path) -> None:
@@ -188,15 +260,32 @@ def _check_config(config: JobConfig, output: Path) -> None:
         raise InputError(f"{output} is a file; the output of a bulk job is a folder", path=output)
 
 
-def _scan(source: Path, fields: Fields) -> _Scan:
-    scan, with_ids, ints, first_without = _Scan(), 0, 0, None
-    for line, row_id, instruction, _ in iter_rows(source, fields, on_error=scan.problems.append):
-        scan.valid += 1
-        scan.row_instructions |= instruction is not None
-        if row_id is None:
-            first_without = first_without or line
-        else:
-            with_ids, ints = with_ids + 1, ints + isinstance(row_id, int)
+def _scan(source: Path, config: JobConfig, tokenizer: InstructionTokenizer) -> _Scan:
+    """Every row's fields, and with the tokenizer that each can be embedded, in chunks of rows."""
+    scan, pending, ints, with_ids, first_without = _Scan(), [], 0, 0, None
+    overheads: dict[str | None, int] = {}
+
+    def check(rows: list[tuple]) -> None:
+        nonlocal ints, with_ids, first_without
+        bad = _unembeddable(rows, config, tokenizer, overheads)
+        for position, (line, row_id, instruction, _) in enumerate(rows):
+            if position in bad:
+                scan.problems.append(fail(source, line, bad[position][1], bad[position][0]))
+                continue
+            scan.valid += 1
+            scan.row_instructions |= instruction is not None
+            if row_id is None:
+                first_without = first_without or line
+            else:
+                with_ids, ints = with_ids + 1, ints + isinstance(row_id, int)
+
+    for row in iter_rows(source, config.fields, on_error=scan.problems.append):
+        pending.append(row)
+        if len(pending) == _CHECK_ROWS:
+            check(pending)
+            pending = []
+    check(pending)
+    scan.problems.sort(key=lambda problem: problem.line)
     if with_ids and first_without is not None:
         raise fail(source, first_without, "no id, while other rows have one; give every row an id or none", "id")
     if with_ids:
@@ -204,86 +293,154 @@ def _scan(source: Path, fields: Fields) -> _Scan:
     return scan
 
 
-def _identity(config: JobConfig, model, source: Path) -> dict:
-    """What must not change between runs of one job."""
+def _unembeddable(rows: list[tuple], config: JobConfig, tokenizer: InstructionTokenizer, overheads: dict) -> dict:
+    """``{position: (field, what is wrong)}`` for the rows that ``encode`` would refuse. Texts over the window
+    are split in the chunk and mean modes, so there only the instruction must leave room for some text."""
+    items = [_item(row, config) for row in rows]
+    if config.long_text == "truncate":
+        problems = tokenizer.problems(items)
+    else:
+        problems = tokenizer.problems(items, max_length=1 << 30)
+        for position, item in enumerate(items):
+            if item.instruction not in overheads:
+                overheads[item.instruction] = instruction_overhead(tokenizer, item.instruction)
+            if overheads[item.instruction] >= tokenizer.max_length - 2:
+                why = f"the instruction leaves no room for text in the {tokenizer.max_length}-token window"
+                problems.append((position, "instruction", why))
+    found: dict[int, tuple[str, str]] = {}
+    for position, param, why in problems:
+        found.setdefault(position, (param, why))
+    return found
+
+
+def _identity(config: JobConfig, runner: _Runner, source: Path) -> dict:
+    """What must not change between runs of one job, as data: the checkpoint's files, the settings that decide
+    the vectors, and the input's bytes. Where the job runs (device, machine, paths) may change."""
+    spec = config.spec
     return {
-        "model": {"name": os.fspath(config.model), "fingerprint": _model_fingerprint(model)},
-        "runtime": model.transformer.runtime.describe(),
-        "max_seq_length": model.max_seq_length,
+        "model": runner.fingerprint,
+        "runtime": runner.runtime,
+        "max_seq_length": runner.tokenizer.max_length,
         "instruction": config.instruction,
         "fields": asdict(config.fields),
         "normalize": config.normalize,
-        "truncate_dim": config.truncate_dim,
-        "dimension": min(model.get_sentence_embedding_dimension(), config.truncate_dim or 1 << 30),
+        "truncate_dim": spec.truncate_dim,
+        "dimension": runner.dimension,
         "shard_rows": config.shard_rows,
         "long_text": config.long_text,
         "chunk_overlap": config.chunk_overlap if config.long_text != "truncate" else None,
-        "input": {"path": str(source.resolve()), "fingerprint": _file_digest(source)},
+        "input": _file_digest(source),
     }
 
 
-def _open_output(output: Path, identity: dict, scan: _Scan, overwrite: bool) -> dict:
+def _open_output(folder: JobFolder, identity: dict, runner: _Runner, scan: _Scan, config: JobConfig) -> dict:
     """The manifest to continue (its recorded shards checked), or a new one in an empty folder."""
-    manifest_path = output / MANIFEST
-    if overwrite and output.exists():
-        shutil.rmtree(output)
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        changed = [key for key in identity if manifest.get("identity", {}).get(key) != identity[key]]
-        if changed:
-            details = "; ".join(
-                f"{key}: {manifest.get('identity', {}).get(key)!r} -> {identity[key]!r}" for key in changed
-            )
-            raise InputError(
-                f"{output} holds a job with other settings ({details}); pass --overwrite to start again, "
-                "or choose another output folder",
-                path=output,
-            )
-        manifest["shards"] = _verified_shards(output, manifest["shards"])
-        _remove_unrecorded(output, manifest["shards"])
+    if config.overwrite:
+        folder.clear()
+    if legacy.needs_migration(folder):
+        manifest = legacy.migrate(folder, identity, runner.model)
+        manifest["model"], manifest["source"] = config.spec.to_dict(), str(source_path(config))
+        folder.write_manifest(manifest)
+    if folder.holds_job():
+        legacy.finish(folder)
+        manifest = folder.read_manifest()
+        _check_identity(folder, manifest, identity)
+        shards = _checked_records(folder, manifest, config.shard_rows, scan.valid)
+        manifest["shards"] = _verified_shards(folder, shards)
+        folder.remove_unrecorded({shard["file"] for shard in manifest["shards"]})
+        manifest |= {"model": config.spec.to_dict(), "source": str(source_path(config))}
+        manifest |= {"rows": scan.valid, "invalid_rows": len(scan.problems), "ids": scan.ids}
+        manifest["complete"] = bool(manifest["shards"]) and manifest["shards"][-1]["end"] == scan.valid
         return manifest
-    if output.exists() and any(output.iterdir()):
-        raise InputError(
-            f"{output} is not empty and holds no job; pass --overwrite or choose another folder", path=output
-        )
-    output.mkdir(parents=True, exist_ok=True)
+    folder.remove_unrecorded(set())
     manifest = {
         "format": FORMAT_VERSION,
         "identity": identity,
+        "model": config.spec.to_dict(),  # how search loads the model again
+        "source": str(source_path(config)),
         "rows": scan.valid,
         "invalid_rows": len(scan.problems),
         "ids": scan.ids,
         "shards": [],
         "complete": False,
     }
-    _write_manifest(output, manifest)
+    folder.write_manifest(manifest)
     return manifest
 
 
-def _verified_shards(output: Path, shards: list[dict]) -> list[dict]:
+def source_path(config: JobConfig) -> Path:
+    return Path(config.input).resolve()
+
+
+def _check_identity(folder: JobFolder, manifest: dict, identity: dict) -> None:
+    if manifest.get("format") != FORMAT_VERSION:
+        raise folder.damaged(f"{MANIFEST} has format {manifest.get('format')!r}, this release writes {FORMAT_VERSION}")
+    recorded = manifest.get("identity")
+    if not isinstance(recorded, dict):
+        raise folder.damaged(f"{MANIFEST} has no identity")
+    changed = _differences(recorded, identity)
+    if changed:
+        raise InputError(
+            f"{folder.path} holds a job with other settings ({'; '.join(changed)}); pass --overwrite to start "
+            "again, or choose another output folder",
+            path=folder.path,
+        )
+
+
+def _differences(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+    """``"key: old -> new"`` for each setting that differs, naming the field inside nested settings."""
+    changed = []
+    for key in list(current) + [key for key in recorded if key not in current]:
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            what = "the checkpoint's files differ" if prefix + key == "model" else f"{old!r} -> {new!r}"
+            changed.append(f"{prefix}{key}: {what}")
+    return changed
+
+
+def _checked_records(folder: JobFolder, manifest: dict, shard_rows: int, rows: int) -> list[dict]:
+    """The manifest's shard records, refused as damaged where they cannot be what a job wrote (a hand edit)."""
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        raise folder.damaged(f"{MANIFEST} has no list of shards")
+    start = 0
+    for number, shard in enumerate(shards):
+        expected_end = min(start + shard_rows, rows)
+        if (
+            not isinstance(shard, dict)
+            or shard.get("file") != shard_name(number)
+            or not is_shard_name(shard.get("file"))
+            or shard.get("start") != start
+            or shard.get("end") != expected_end
+            or not isinstance(shard.get("sha256"), str)
+        ):
+            raise folder.damaged(
+                f"{MANIFEST}: shard record {number} ({json.dumps(shard)[:120]}) is not the one this job writes "
+                f"({shard_name(number)}, rows {start}..{expected_end})"
+            )
+        start = expected_end
+    return shards
+
+
+def _verified_shards(folder: JobFolder, shards: list[dict]) -> list[dict]:
     """The recorded shards up to the first that is missing or whose bytes differ from the recorded digest."""
     good = []
     for shard in shards:
-        path = output / shard["file"]
+        path = folder.path / shard["file"]
         if not path.is_file() or _file_digest(path) != shard["sha256"]:
             break
         good.append(shard)
     return good
 
 
-def _remove_unrecorded(output: Path, shards: list[dict]) -> None:
-    """Shards renamed but never recorded, or recorded after a damaged one, and temporary files: redone."""
-    keep = {shard["file"] for shard in shards} | {MANIFEST, INVALID_ROWS}
-    for path in output.iterdir():
-        if path.name not in keep:
-            path.unlink()
-
-
-def _pending_shards(source: Path, config: JobConfig, committed: int):
+def _pending_shards(source: Path, config: JobConfig, scan: _Scan, committed: int):
     """``(first row index, rows)`` for each shard after the first ``committed`` valid rows."""
     rows: list[tuple] = []
-    start = committed
-    for index, row in enumerate(iter_rows(source, config.fields, on_error=lambda _: None)):
+    start, invalid = committed, scan.invalid_lines
+    valid_rows = (row for row in iter_rows(source, config.fields, on_error=lambda _: None) if row[0] not in invalid)
+    for index, row in enumerate(valid_rows):
         if index < committed:
             continue
         rows.append(row)
@@ -294,35 +451,9 @@ def _pending_shards(source: Path, config: JobConfig, committed: int):
         yield start, rows
 
 
-def _embed(
-    model, rows: list[tuple], config: JobConfig, progress, ray_engine=None
-) -> tuple[np.ndarray, int, list[Chunk] | None]:
-    """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, and its chunks;
-    the forward passes run here, or on ``ray_engine``'s actors."""
-    engine = model.engine
-    items = [
-        Item(instruction if instruction is not None else config.instruction, text) for _, _, instruction, text in rows
-    ]
-    chunks = None if config.long_text == "truncate" else split_long(items, engine.tokenizer, config.chunk_overlap)
-    embedded = items if chunks is None else [chunk.item for chunk in chunks]
-    tokenized = engine.tokenize(embedded)  # the token counts; and the batches, when this process embeds
-    done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
-    if ray_engine is not None:
-        vectors = ray_engine.embed(embedded, on_part=done)
-    else:
-        vectors = engine.run(
-            tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
-        )
-    if chunks is not None:
-        progress.update(len(rows))
-    if config.long_text == "mean":
-        vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
-    vectors = postprocess(vectors, truncate_dim=config.truncate_dim, normalize=config.normalize)
-    return vectors.numpy(), sum(tokenized.token_counts), chunks
-
-
-def _table(pa, rows: list[tuple], vectors: np.ndarray, scan: _Scan, start: int, chunks: list[Chunk] | None = None):
+def _table(rows: list[tuple], vectors: np.ndarray, scan: _Scan, start: int, chunks: list[Chunk] | None = None):
     """The shard as a table: a row per input row, or per chunk (with its number and character span)."""
+    pa = require("parquet", "pyarrow", "bulk embedding")
     owners = list(range(len(rows))) if chunks is None else [chunk.row for chunk in chunks]
     if scan.ids == "row_number":
         ids = pa.array([start + owner for owner in owners], pa.int64())
@@ -339,25 +470,29 @@ def _table(pa, rows: list[tuple], vectors: np.ndarray, scan: _Scan, start: int, 
     return pa.table(columns)
 
 
-def _write_atomically(path: Path, write) -> str:
-    """Write via a temporary name in the same folder, flush it to disk, rename; returns the file's SHA-256."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    digest = _file_digest(temporary)
-    os.replace(temporary, path)
-    return digest
+@contextmanager
+def _writing(folder: JobFolder, manifest: dict, name: str) -> Iterator[None]:
+    """A failed write (a full disk, a read-only folder) stops the job with what is kept and how to continue."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, InstructorEmbedError):
+            raise
+        kept = f"{_committed(manifest)} are committed and kept" if manifest else "nothing was committed yet"
+        raise OutputError(
+            f"{folder.path}: cannot write {name} ({exc.strerror or exc}); {kept}. Fix the cause (e.g. free disk "
+            "space) and run the same command again to continue",
+            path=folder.path,
+        ) from exc
 
 
-def _write_manifest(output: Path, manifest: dict) -> None:
-    text = json.dumps(manifest, indent=2) + "\n"
-    _write_atomically(output / MANIFEST, lambda path: path.write_text(text, encoding="utf-8"))
+def _committed(manifest: dict) -> str:
+    done = manifest["shards"][-1]["end"] if manifest["shards"] else 0
+    return f"{len(manifest['shards'])} shards ({done} of {manifest['rows']} rows)"
 
 
-def _write_invalid_rows(output: Path, problems: list[InputError]) -> None:
-    lines = "".join(json.dumps({"line": p.line, "field": p.param, "error": str(p)}) + "\n" for p in problems)
-    _write_atomically(output / INVALID_ROWS, lambda path: path.write_text(lines, encoding="utf-8"))
+def _interrupted(folder: JobFolder, manifest: dict) -> str:
+    return f"interrupted: {_committed(manifest)} are committed in {folder.path}; run the same command again to continue"
 
 
 def _file_digest(path: Path) -> str:
@@ -366,20 +501,6 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _model_fingerprint(model) -> str:
-    """A digest of the encoder's and head's weights (their values, so a retrained checkpoint at the same path
-    differs); sampled from each tensor so that a 5 GB model takes a moment, not minutes."""
-    import torch
-
-    digest = hashlib.sha256(repr(model).split(":", 1)[-1].encode())
-    for key, tensor in sorted(model.state_dict().items()):
-        flat = tensor.detach().reshape(-1)
-        step = max(1, flat.numel() // 4096)
-        sample = flat[::step].to("cpu", torch.float32).numpy()
-        digest.update(key.encode() + str(tuple(tensor.shape)).encode() + sample.tobytes())
-    return digest.hexdigest()[:32]
 
 
 def _progress(config: JobConfig, total: int, initial: int):

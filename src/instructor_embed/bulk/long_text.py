@@ -39,7 +39,7 @@ def split_long(items: list[Item], tokenizer: InstructionTokenizer, overlap: int)
     for row, item in enumerate(items):
         text = item.text.strip()
         offset = len(item.text) - len(item.text.lstrip())
-        overhead = _overhead(tokenizer, item.instruction)
+        overhead = instruction_overhead(tokenizer, item.instruction)
         budget = window - overhead - _SPARE
         if budget < 1:
             raise InputError(
@@ -74,7 +74,7 @@ def mean_of_chunks(chunks: list[Chunk], vectors: torch.Tensor, rows: int) -> tor
     return torch.nn.functional.normalize(sums, dim=1)
 
 
-def _overhead(tokenizer: InstructionTokenizer, instruction: str | None) -> int:
+def instruction_overhead(tokenizer: InstructionTokenizer, instruction: str | None) -> int:
     """Tokens besides the text's: the instruction's and the special ones."""
     return len(tokenizer.tokenize([Item(None, (instruction or "").strip())]).ids[0])
 

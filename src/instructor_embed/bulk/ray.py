@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 from ..encode import postprocess
 from ..errors import InputError
+from ..spec import ModelSpec, as_spec, resolve_instruction
 from ..tokenization import Item
 
 
@@ -36,16 +37,19 @@ class InstructorBatchEmbedder:
     """Adds an ``embedding`` column (float32, one row per text) to each batch of a Ray Data dataset.
 
     Args:
-        model: Hub id or directory. ``instruction``: for rows without their own (``instruction_field``).
+        model: Hub id or directory, or a :class:`~instructor_embed.spec.ModelSpec` (then leave device, dtype,
+            backend, quantize, max_seq_length and truncate_dim unset: they are the spec's).
+        instruction: for rows without their own (``instruction_field``): a null or NaN there means this
+            default, ``""`` explicitly none (:func:`~instructor_embed.spec.resolve_instruction`).
         text_field, instruction_field, output_field: the batch's column names.
         batch_size, max_batch_tokens: the forward passes inside one Ray batch.
-        normalize, truncate_dim: as ``encode``. device, dtype, backend, quantize: as ``INSTRUCTOR``.
+        normalize, truncate_dim: as ``encode``. device, dtype, backend, quantize, max_seq_length: as ``INSTRUCTOR``.
         threads: torch threads for this embedder (default: torch's, which Ray sets to the actor's CPUs).
     """
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | ModelSpec,
         instruction: str | None = None,
         *,
         text_field: str = "text",
@@ -57,24 +61,33 @@ class InstructorBatchEmbedder:
         truncate_dim: int | None = None,
         device: str | None = None,
         dtype: str | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         quantize: str | None = None,
         max_seq_length: int | None = None,
         threads: int | None = None,
     ):
-        from ..model import INSTRUCTOR
-
         if threads:  # an actor's share of the machine's cores
             import torch
 
             torch.set_num_threads(threads)
-        self.model = INSTRUCTOR(
-            model, device=device, dtype=dtype, backend=backend, quantize=quantize, max_seq_length=max_seq_length
+        spec = as_spec(
+            model,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+            quantize=quantize,
+            max_seq_length=max_seq_length,
+            truncate_dim=truncate_dim,
         )
+        self.model = spec.load()
         self.instruction, self.text_field = instruction, text_field
         self.instruction_field, self.output_field = instruction_field, output_field
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
-        self.normalize, self.truncate_dim = normalize, truncate_dim
+        self.normalize, self.truncate_dim = normalize, spec.truncate_dim
+
+    def describe(self) -> tuple[dict, int]:
+        """How this embedder's model runs (the runtime as data) and the size of its vectors."""
+        return self.model.transformer.runtime.identity(), self.model.get_sentence_embedding_dimension()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if self.text_field not in batch:
@@ -89,8 +102,7 @@ class InstructorBatchEmbedder:
                     param=self.text_field,
                     index=row,
                 )
-            # a row's own instruction wins; null, NaN or "" (columnar formats' "none") mean the default
-            items.append(Item(instruction if isinstance(instruction, str) and instruction else self.instruction, text))
+            items.append(Item(resolve_instruction(instruction, self.instruction), text))
         engine = self.model.engine
         vectors = engine.run(engine.tokenize(items), batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
         vectors = postprocess(vectors, truncate_dim=self.truncate_dim, normalize=self.normalize)
@@ -123,26 +135,26 @@ class ActorPoolEngine:
     cluster each worker asks for one CPU, or ``gpus_per_worker`` GPUs.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, spec: ModelSpec):
         ray = require("ray", "ray", "--engine ray")
         from ray.util import ActorPool
 
         cpus = 1 if config.ray_address else max(1, int(ray.available_resources().get("CPU", 1)) // config.num_workers)
         actor = ray.remote(InstructorBatchEmbedder).options(num_cpus=cpus, num_gpus=config.gpus_per_worker or 0)
-        embedder = {
-            "model": os.fspath(config.model),
-            "batch_size": config.batch_size,
-            "max_batch_tokens": config.max_batch_tokens,
-            "max_seq_length": config.max_seq_length,
-            "device": config.device,
-            "dtype": config.dtype,
-            "backend": config.backend,
-            "quantize": config.quantize,
-            "threads": cpus,
-        }
         self._ray, self._batch_size = ray, config.batch_size
-        self.actors = [actor.remote(**embedder) for _ in range(config.num_workers)]
+        self.actors = [
+            actor.remote(spec, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, threads=cpus)
+            for _ in range(config.num_workers)
+        ]
         self.pool = ActorPool(self.actors)
+
+    def describe(self) -> tuple[dict, int]:
+        """The workers' runtime (as data) and vector size; workers that disagree (``dtype="auto"`` on mixed
+        machines) are refused, since their vectors would differ."""
+        described = self._ray.get([actor.describe.remote() for actor in self.actors])
+        if any(item != described[0] for item in described):
+            raise InputError(f"the Ray workers run the model differently: {described}; give dtype explicitly")
+        return described[0]
 
     def embed(self, items: list[Item], on_part=None) -> torch.Tensor:
         """The items' vectors in input order (``on_part(rows)`` after each part comes back)."""
@@ -152,7 +164,7 @@ class ActorPoolEngine:
         parts = [
             {
                 "text": np.array([item.text for item in items[start : start + part]], dtype=object),
-                "instruction": np.array([item.instruction or "" for item in items[start : start + part]], dtype=object),
+                "instruction": np.array([item.instruction for item in items[start : start + part]], dtype=object),
             }
             for start in range(0, len(items), part)
         ]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import durable
+from ..checkpoint import fingerprint
 from ..dependencies import require
 from ..errors import InputError
 from ..instructions import RETRIEVAL
 from ..records import DEFAULT_FIELDS, Fields, iter_rows
-from .job import MANIFEST
+from ..spec import ModelSpec
+from .folder import FAISS, MANIFEST, JobFolder
+from .legacy import LEGACY_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,12 @@ def search(
 ) -> list[list[Hit]]:
     """The ``k`` stored documents most similar (cosine) to each query, best first, one hit per document (its best
     chunk, for chunked output). Queries are embedded with ``instruction`` (default: the authors' retrieval query
-    instruction) by ``model``, default the job's own model as its manifest names it.
+    instruction) by ``model``, default the job's own model loaded as the job ran it (its recorded
+    :class:`~instructor_embed.spec.ModelSpec`; ``device`` may differ). A model whose checkpoint files differ from
+    the job's (its recorded fingerprint) is refused: its vectors could not be compared with the stored ones.
 
     Exact by default, one shard in memory at a time. ``faiss=True`` (extra ``faiss``) builds an approximate
-    HNSW index in the folder on first use (``faiss.index``) and reuses it while the job's shards stay the same.
+    HNSW index in the folder on first use (``_faiss/``) and reuses it while the job's shards stay the same.
     """
     index = Path(index)
     manifest = _manifest(index)
@@ -52,9 +57,9 @@ def search(
     if not queries:
         raise InputError("give at least one query", param="query")
     if model is None:
-        from ..model import INSTRUCTOR
-
-        model = INSTRUCTOR(manifest["identity"]["model"]["name"], device=device)
+        recorded = ModelSpec.from_dict(manifest["model"])
+        model = recorded.replace(device=device).load() if device else recorded.load()
+    _check_model(index, manifest, model)
     items = [[instruction, query] for query in queries] if instruction else list(queries)
     vectors = _unit(model.encode(items, truncate_dim=manifest["identity"]["truncate_dim"]).astype(np.float32))
     if faiss:
@@ -66,6 +71,16 @@ def search(
             order = np.argsort(-scores, kind="stable")
             best[number] = _top_documents(best[number] + _hits(rows, order, scores[order], k), k)
     return best
+
+
+def _check_model(index: Path, manifest: dict, model) -> None:
+    directory = getattr(model, "checkpoint_dir", None)
+    if directory is not None and fingerprint(directory) != manifest["identity"]["model"]:
+        raise InputError(
+            f"{index} was embedded with another model than {model.model_name_or_path!r} (the checkpoint's files "
+            f"differ from the job's, {manifest['model']['model']!r}); queries must be embedded by the job's model",
+            param="model",
+        )
 
 
 def _hits(rows: dict[str, list], positions, scores, k: int) -> list[Hit]:
@@ -114,7 +129,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-FAISS_INDEX, FAISS_INFO = "faiss.index", "faiss.json"
+FAISS_INDEX, FAISS_INFO = f"{FAISS}/index.faiss", f"{FAISS}/info.json"
 HNSW_NEIGHBOURS, HNSW_BUILD_DEPTH = 32, 80  # faiss's M and efConstruction
 
 
@@ -157,10 +172,9 @@ def _faiss_index(faiss, index: Path, manifest: dict):
         ann.add(np.ascontiguousarray(stored))
     if ann is None:
         raise InputError(f"{index}: the job stored no vectors to index", path=index)
-    partial = index / f".{FAISS_INDEX}.partial"
-    faiss.write_index(ann, str(partial))
-    os.replace(partial, index / FAISS_INDEX)
-    info_path.write_text(json.dumps(info) + "\n")
+    (index / FAISS).mkdir(exist_ok=True)
+    durable.write_file(index / FAISS_INDEX, lambda partial: faiss.write_index(ann, str(partial)), fault="faiss")
+    durable.write_text(info_path, json.dumps(info) + "\n", fault="faiss")
     return ann
 
 
@@ -185,10 +199,16 @@ def texts_of(source: str | Path, ids: set, fields: Fields = DEFAULT_FIELDS) -> d
 
 
 def _manifest(index: Path) -> dict:
-    path = index / MANIFEST
-    if not path.is_file():
+    folder = JobFolder(index)
+    if not folder.holds_job():
+        if (index / LEGACY_MANIFEST).is_file():
+            raise InputError(
+                f"{index} was written by instructor-embed 0.1: run the encode command that made it once more, "
+                "which brings the folder up to date, then search",
+                path=index,
+            )
         raise InputError(f"{index}: no {MANIFEST}; --index is the output folder of instructor-embed encode", path=index)
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = folder.read_manifest()
     if not manifest.get("complete"):
         done = manifest["shards"][-1]["end"] if manifest["shards"] else 0
         raise InputError(

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except InstructorEmbedError as exc:
         print(f"instructor-embed: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("instructor-embed: interrupted; no output written", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a bulk job says what it kept; other commands write nothing half-done
+        print(f"instructor-embed: {str(exc) or 'interrupted; no output written'}", file=sys.stderr)
         return 130
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import add_model_options
+from .options import add_model_options, model_spec
 
 EPILOG = """\
 examples:
@@ -26,9 +26,11 @@ input files (UTF-8; a byte-order mark is ignored; column/key names: --text-field
 outputs:
   .npy      an (n, dim) float32 matrix, rows in input order
   .parquet  columns 'id' (the input's id, or the row number) and 'embedding' (needs pyarrow)
-  FOLDER/   a resumable job: Parquet shards (id, embedding, instruction when rows have their own) and
-            manifest.json; the input is streamed, each shard committed atomically; the same command continues
-            after a crash; other settings against an existing folder are refused (--overwrite starts again)
+  FOLDER/   a resumable job: Parquet shards part-NNNNN.parquet (id, embedding, instruction when rows have their
+            own) and _manifest.json, a folder that pyarrow, pandas, polars, DuckDB, Ray and Spark read as a
+            dataset; the input is streamed, each shard committed durably; the same command continues after a
+            crash or Ctrl-C; other settings against an existing folder are refused (--overwrite starts again);
+            files of yours in the folder are never touched, and a second job on the same folder stops at once
 
 A row's own instruction wins over --instruction; rows with neither are embedded without one.
 """
@@ -78,7 +80,7 @@ def add_parser(commands) -> None:
         "--chunk-overlap", type=int, default=32, help="tokens shared by consecutive windows (default: 32)"
     )
     encode.add_argument(
-        "--skip-invalid", action="store_true", help="folder output: skip bad rows, listed in invalid_rows.jsonl"
+        "--skip-invalid", action="store_true", help="folder output: skip bad rows, listed in _invalid_rows.jsonl"
     )
     encode.add_argument(
         "--engine",
@@ -91,7 +93,9 @@ def add_parser(commands) -> None:
     encode.add_argument("--gpus-per-worker", type=float, default=0, help="--engine ray: GPUs per actor (default: 0)")
     encode.add_argument("--shard-rows", type=int, default=10_000, help="folder output: rows per shard (default: 10000)")
     encode.add_argument(
-        "--overwrite", action="store_true", help="replace the output if it exists (a folder: start again)"
+        "--overwrite",
+        action="store_true",
+        help="replace the output if it exists (a folder: remove the job's own files and start again)",
     )
     encode.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -111,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..errors import InputError
-    from ..model import INSTRUCTOR
     from ..records import check_output_path, read_records, write_embeddings
     from ..tokenization import Item
 
@@ -119,14 +122,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}", param="batch_size")
     check_output_path(args.output, args.overwrite)
     records = read_records(args.input, args.instruction, fields)  # every line checked before the model loads
-    model = INSTRUCTOR(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        backend=args.backend,
-        quantize=args.quantize,
-        max_seq_length=args.max_seq_length,
-    )
+    model = model_spec(args).load()
     engine = model.engine
     tokenized = engine.tokenize([Item(record.instruction, record.text) for record in records])
     with tqdm(total=len(records), unit="text", disable=args.quiet, desc="Embedding") as progress:
@@ -153,19 +149,13 @@ def _encode_folder(args: argparse.Namespace, fields) -> int:
         JobConfig(
             input=args.input,
             output=args.output,
-            model=args.model,
+            model=model_spec(args),
             instruction=args.instruction,
             fields=fields,
             batch_size=args.batch_size,
             max_batch_tokens=args.max_batch_tokens,
             shard_rows=args.shard_rows,
-            device=args.device,
-            dtype=args.dtype,
-            backend=args.backend,
-            quantize=args.quantize,
             normalize=args.normalize,
-            truncate_dim=args.truncate_dim,
-            max_seq_length=args.max_seq_length,
             long_text=args.long_text,
             chunk_overlap=args.chunk_overlap,
             skip_invalid=args.skip_invalid,
@@ -178,7 +168,7 @@ def _encode_folder(args: argparse.Namespace, fields) -> int:
         )
     )
     if not args.quiet:
-        skipped = f", {summary.invalid_rows} invalid rows skipped (invalid_rows.jsonl)" if summary.invalid_rows else ""
+        skipped = f", {summary.invalid_rows} invalid rows skipped (_invalid_rows.jsonl)" if summary.invalid_rows else ""
         print(
             f"{summary.output}: {summary.rows} rows in {summary.shards} shards; this run embedded "
             f"{summary.embedded_now} ({summary.rows_per_second:.1f} rows/s, {summary.tokens} tokens){skipped}",

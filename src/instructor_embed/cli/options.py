@@ -15,3 +15,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="(default: torch)")
     parser.add_argument("--quantize", choices=["int8"], help="dynamic int8 encoder")
+    parser.add_argument("--revision", help="a Hub branch, tag or commit of the model (default: main)")
+
+
+def model_spec(args: argparse.Namespace, model: str | None = None):
+    """The :class:`~instructor_embed.spec.ModelSpec` that a command's model options describe. The Hub token
+    comes from ``HF_TOKEN`` or ``huggingface-cli login``, never from the command line (where ``ps`` shows it)."""
+    from ..spec import ModelSpec
+
+    return ModelSpec(
+        model or args.model,
+        revision=getattr(args, "revision", None),
+        device=args.device,
+        dtype=getattr(args, "dtype", None),
+        backend=getattr(args, "backend", None) or "torch",
+        quantize=getattr(args, "quantize", None),
+        max_seq_length=getattr(args, "max_seq_length", None),
+        truncate_dim=getattr(args, "truncate_dim", None),
+    )

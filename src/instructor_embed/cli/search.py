@@ -24,7 +24,11 @@ def add_parser(commands) -> None:
         "'' for none)",
     )
     search.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
-    search.add_argument("--model", help="embed the queries with this model (default: the one the index was made with)")
+    search.add_argument(
+        "--model",
+        help="embed the queries with this copy of the job's model, e.g. moved to another folder (default: the model "
+        "as the job ran it; a model with other weights is refused)",
+    )
     search.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     search.add_argument("--show-text", type=Path, help="the input file the index was made from: print each hit's text")
     search.add_argument("--text-field", default="text", help="with --show-text: the texts' column or key")
@@ -54,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
         queries += [line.strip() for line in text_lines(args.query_file) if line.strip()]
     model = None
     if args.model:
-        from ..model import INSTRUCTOR
+        from .options import model_spec
 
-        model = INSTRUCTOR(args.model, device=args.device)
+        model = model_spec(args).load()
     instruction = RETRIEVAL.query if args.instruction is None else (args.instruction or None)
     results = search(
         args.index, queries, k=args.k, instruction=instruction, model=model, device=args.device, faiss=args.faiss
