@@ -150,16 +150,22 @@ def fingerprint(directory: Path) -> str:
     blocks spread over them), so a 5 GB model takes a moment, not minutes."""
     digest = hashlib.sha256()
     for path in sorted(_defining_files(directory)):
-        size = path.stat().st_size
-        digest.update(f"{path.relative_to(directory).as_posix()}|{size}|".encode())
-        with open(path, "rb") as handle:
-            if size <= _SAMPLED_ABOVE:
-                digest.update(handle.read())
-                continue
+        digest.update(f"{path.relative_to(directory).as_posix()}|{file_digest(path)}|".encode())
+    return digest.hexdigest()[:32]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's size and content; over 1 MiB, of its size and 64 blocks spread over it."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{size}|".encode())
+    with open(path, "rb") as handle:
+        if size <= _SAMPLED_ABOVE:
+            digest.update(handle.read())
+        else:
             for number in range(_SAMPLES):
                 handle.seek(number * (size - _BLOCK) // (_SAMPLES - 1))
                 digest.update(handle.read(_BLOCK))
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()
 
 
 def _defining_files(directory: Path) -> list[Path]:

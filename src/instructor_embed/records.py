@@ -121,7 +121,7 @@ def iter_rows(path: Path, fields: Fields = DEFAULT_FIELDS, on_error: ErrorHandle
     if not path.is_file():
         raise InputError(f"{path}: no such input file", path=path)
     if suffix == ".txt":
-        for line_number, line in enumerate(text_lines(path, on_error), start=1):
+        for line_number, line in numbered_lines(path, on_error):
             yield line_number, None, None, line.rstrip("\r\n")
         return
     reader = {".jsonl": _jsonl_rows, ".csv": _table_rows, ".tsv": _table_rows, ".parquet": _parquet_rows}[suffix]
@@ -183,20 +183,37 @@ def _jsonl_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> It
     return _decode_jsonl(numbered_lines(path, on_error), path, on_error)
 
 
-def table_reader(path: Path, on_error: ErrorHandler | None = None) -> csv.DictReader:
-    """A ``DictReader`` over a .csv (RFC 4180 quoting) or .tsv file (tabs, no quoting: a field may start
-    with a quote character); ``reader.line_num`` is the line of the row just read."""
-    if path.suffix.lower() == ".tsv":
-        return csv.DictReader(text_lines(path, on_error), delimiter="\t", quoting=csv.QUOTE_NONE)
-    return csv.DictReader(text_lines(path, on_error))
+class TableReader:
+    """The rows of a .csv (RFC 4180 quoting) or .tsv file (tabs, no quoting: a field may start with a quote
+    character) as ``(line, row)``: ``line`` is the file's line number of the row's last line, also after lines
+    skipped for bad UTF-8, and ``row`` a dict of the header's columns. ``fieldnames``: the header (None: empty)."""
+
+    def __init__(self, path: Path, on_error: ErrorHandler | None = None):
+        self._numbered = numbered_lines(path, on_error)
+        self._line = 0
+        if path.suffix.lower() == ".tsv":
+            self._reader = csv.DictReader(self._lines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+        else:
+            self._reader = csv.DictReader(self._lines())
+
+    def _lines(self) -> Iterator[str]:
+        for self._line, line in self._numbered:
+            yield line
+
+    @property
+    def fieldnames(self) -> list[str] | None:
+        return self._reader.fieldnames
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        for row in self._reader:
+            yield self._line, row
 
 
 def _table_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> Iterator[tuple[int, dict]]:
-    reader = table_reader(path, on_error)
+    reader = TableReader(path, on_error)
     if reader.fieldnames is None or fields.text not in reader.fieldnames:
         raise fail(path, 1, f"the header has no {fields.text!r} column (found {reader.fieldnames})", "text")
-    for row in reader:
-        line_number = reader.line_num
+    for line_number, row in reader:
         if None in row or None in row.values():
             error = fail(path, line_number, f"expected {len(reader.fieldnames)} fields")
             if on_error is None:
@@ -208,14 +225,25 @@ def _table_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> It
 
 
 def _parquet_rows(path: Path, fields: Fields, on_error: ErrorHandler | None) -> Iterator[tuple[int, dict]]:
+    pa = require("parquet", "pyarrow", "Parquet input")
     parquet = require("parquet", "pyarrow.parquet", "Parquet input")
-    source = parquet.ParquetFile(path)
-    names = source.schema_arrow.names
+    try:
+        source = parquet.ParquetFile(path)
+        names = source.schema_arrow.names
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})", path=path) from None
     if fields.text not in names:
         raise InputError(f"{path}: no {fields.text!r} column (found {names})", path=path, param="text")
     columns = [name for name in (fields.text, fields.id, fields.instruction) if name in names]
     number = 0
-    for batch in source.iter_batches(batch_size=4096, columns=columns):
+    batches = source.iter_batches(batch_size=4096, columns=columns)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: damaged after row {number} ({exc})", path=path, line=number + 1) from None
+        if batch is None:
+            return
         for row in batch.to_pylist():
             number += 1
             yield number, {key: value for key, value in row.items() if value is not None}

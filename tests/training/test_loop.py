@@ -189,7 +189,7 @@ def test_an_existing_run_is_refused_before_the_model_loads(medi_file, tmp_path):
     absent = tmp_path / "no-model-here"  # were the model loaded first, this would be the error
     with pytest.raises(InputError, match="already holds a run"):
         train(TrainConfig(model=str(absent), data=str(medi_file), output_dir=str(tmp_path / "run")))
-    with pytest.raises(InputError, match="--resume: no checkpoint"):
+    with pytest.raises(InputError, match="--resume: no complete checkpoint"):
         train(TrainConfig(model=str(absent), data=str(medi_file), output_dir=str(tmp_path / "run"), resume=True))
 
 

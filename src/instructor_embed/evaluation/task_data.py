@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InputError
-from ..records import fail, iter_jsonl, table_reader, text_lines
+from ..records import TableReader, fail, iter_jsonl, text_lines
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
@@ -25,8 +25,8 @@ def read_table(path: Path, columns: Sequence[str]) -> list[tuple[int, dict]]:
     if suffix == ".jsonl":
         rows = list(iter_jsonl(text_lines(path), path))
     else:
-        reader = table_reader(path)
-        rows = [(reader.line_num, row) for row in reader]
+        reader = TableReader(path)
+        rows = list(reader)
         if reader.fieldnames is None:
             raise InputError(f"{path}: empty file; expected a header row with columns {', '.join(columns)}", path=path)
     if not rows:

@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from .. import durable
+from ..checkpoint import file_digest
 from ..dependencies import require
 from ..errors import InputError
 from ..model import INSTRUCTOR
@@ -203,9 +206,13 @@ def _log(accelerator, output: Path, record: dict) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
+INVENTORY = "checkpoint.json"  # written last into a checkpoint: its files with their sizes and digests
+
+
 def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskBatchSampler, config) -> None:
-    """Write ``checkpoint-N`` completely under a temporary name, then rename it: a run killed while saving
-    never leaves a checkpoint that resume would pick."""
+    """Write ``checkpoint-N`` completely under a temporary name, list its files in ``checkpoint.json``, then
+    publish it durably (every file fsynced, one rename): a run killed while saving never leaves a checkpoint
+    that resume would pick, and one damaged later is recognised by its inventory."""
     final = output / f"checkpoint-{step}"
     partial = output / f".checkpoint-{step}.partial"
     if accelerator.is_main_process:
@@ -217,33 +224,84 @@ def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskB
         accelerator.unwrap_model(model).save(partial)  # loadable as INSTRUCTOR(checkpoint-N)
         state = {"step": step, "sampler": sampler.state_dict(), "config": asdict(config)}
         (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
-        shutil.rmtree(final, ignore_errors=True)
-        partial.rename(final)
+        (partial / INVENTORY).write_text(json.dumps(_inventory(partial), indent=1))
+        durable.publish_folder(partial, final, fault="checkpoint")
     accelerator.wait_for_everyone()
 
 
+def _inventory(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): file_digest(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != INVENTORY
+    }
+
+
+def _damage(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint folder, or None when it is complete. Folders from before inventories
+    (instructor-embed 0.1) count as complete when they hold their trainer state."""
+    if not (checkpoint / "trainer_state.json").is_file():
+        return "no trainer_state.json"
+    if not (checkpoint / INVENTORY).is_file():
+        return None
+    try:
+        recorded = json.loads((checkpoint / INVENTORY).read_text())
+    except ValueError:
+        return f"{INVENTORY} is not valid JSON"
+    for name, digest in recorded.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if file_digest(path) != digest:
+            return f"{name} differs from what was saved"
+    return None
+
+
+def _complete_checkpoints(output: Path) -> list[Path]:
+    """The complete ``checkpoint-N`` folders, newest first; a damaged one is skipped with a warning naming it."""
+    found = sorted(
+        (p for p in output.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()),
+        key=lambda p: int(p.name.split("-", 1)[1]),
+        reverse=True,
+    )
+    complete = []
+    for checkpoint in found:
+        damage = _damage(checkpoint)
+        if damage is None:
+            complete.append(checkpoint)
+        elif (checkpoint / "trainer_state.json").exists():
+            warnings.warn(f"--resume: {checkpoint} is damaged ({damage}); it is skipped", UserWarning, stacklevel=3)
+    return complete
+
+
 def _check_output_dir(output: Path, resume: bool) -> None:
-    """A new run needs a folder without a run in it; ``--resume`` needs a checkpoint there."""
+    """A new run needs a folder without a run in it; ``--resume`` needs a complete checkpoint there."""
     if not resume and (output / "train_log.jsonl").exists():
         raise InputError(
             f"{output} already holds a run; pass --resume to continue it or choose another folder", param="output_dir"
         )
-    if resume and not any((p / "trainer_state.json").exists() for p in output.glob("checkpoint-*")):
-        raise InputError(f"--resume: no checkpoint in {output}", param="resume")
+    if resume and not _complete_checkpoints(output):
+        raise InputError(f"--resume: no complete checkpoint in {output}", param="resume")
 
 
 def _resume(accelerator, output: Path, sampler: TaskBatchSampler) -> int:
-    checkpoints = sorted(
-        (p for p in output.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
-        key=lambda p: int(p.name.split("-")[1]),
-    )
-    latest = checkpoints[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # _check_output_dir already warned about each damaged checkpoint
+        latest = _complete_checkpoints(output)[0]
     state = json.loads((latest / "trainer_state.json").read_text())
     accelerator.load_state(str(latest / "training_state"))
     sampler.load_state_dict(state["sampler"])
     if accelerator.is_main_process:  # drop log lines written after the checkpoint, which will be redone
         log = output / "train_log.jsonl"
         if log.exists():
-            kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= state["step"]]
-            log.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line in log.read_text().splitlines() if _logged_step(line) <= state["step"]]
+            durable.write_text(log, "".join(line + "\n" for line in kept), fault="train_log")
     return state["step"]
+
+
+def _logged_step(line: str) -> float:
+    """A log line's step; a line cut short by a kill counts as after every checkpoint (it is dropped)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")

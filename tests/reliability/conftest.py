@@ -1,0 +1,23 @@
+"""Fuzzers and fault injection. ``make test`` runs them short (fixed seeds, a few hundred examples each);
+``make fuzz`` sets INSTRUCTOR_EMBED_FUZZ=long: many more examples with a random seed (printed), and more kills."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+LONG = os.environ.get("INSTRUCTOR_EMBED_FUZZ") == "long"
+
+settings.register_profile(
+    "short", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=3000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("long" if LONG else "short")
+
+
+def seeds(short: int, long: int) -> list[int]:
+    """The seeds of a seeded-fault test: a few in ``make test``, many in ``make fuzz``."""
+    return list(range(long if LONG else short))
