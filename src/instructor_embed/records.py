@@ -197,7 +197,8 @@ class TableReader:
             self._reader = csv.DictReader(self._lines())
 
     def _lines(self) -> Iterator[str]:
-        for self._line, line in self._numbered:
+        for number, line in self._numbered:
+            self._line = number
             yield line
 
     @property
