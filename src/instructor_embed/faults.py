@@ -10,7 +10,8 @@ the window between two steps every time, in milliseconds, instead of by luck:
     INSTRUCTOR_EMBED_FAULTS="manifest.written=kill@3"   # a subprocess: SIGKILL itself the 3rd time it gets there
 
 Actions: ``raise`` (:class:`FaultInjected`, an ``OSError``), ``enospc`` (``OSError(ENOSPC)``, a full disk),
-``kill`` (``SIGKILL`` to this process: no clean-up runs, as in a crash). ``@n`` fires on the n-th pass (default
+``kill`` (``SIGKILL`` to this process: no clean-up runs, as in a crash), ``stop`` (``SIGSTOP``: the process
+hangs where it is, holding what it holds, until a test continues or kills it). ``@n`` fires on the n-th pass (default
 the first); a point fires once. For tests only; an unarmed point costs one dict lookup.
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 VARIABLE = "INSTRUCTOR_EMBED_FAULTS"
-ACTIONS = ("raise", "enospc", "kill")
+ACTIONS = ("raise", "enospc", "kill", "stop")
 
 
 class FaultInjected(OSError):
@@ -56,8 +57,9 @@ def point(name: str) -> None:
         return
     del _ARMED[name]
     action = entry[0]
-    if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
+    if action in ("kill", "stop"):
+        os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
+        return
     if action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC) + f" (injected at {name})")
     raise FaultInjected(f"fault injected at {name}")

@@ -171,10 +171,10 @@ class TokenizerSettings:
         return cls(config, tokenizer, int(max_seq_length), bool(settings.get("do_lower_case", False)))
 
 
-def _check_finite(auto_model: nn.Module, directory: Path) -> None:
+def _check_finite(module: nn.Module, directory: Path) -> None:
     """A damaged weights file whose damage safetensors cannot see (it stores no checksum) often shows as
     infinite or NaN values: refuse those rather than embed NaN."""
-    for name, tensor in auto_model.state_dict().items():
+    for name, tensor in module.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"Weights in {directory} hold NaN or infinite values ({name}): the file is damaged")
 
@@ -361,6 +361,7 @@ class Dense(nn.Module):
             dense.load_state_dict(state_dict)
         except RuntimeError as exc:  # shape mismatch
             raise CheckpointError(f"Weights in {directory} do not fit its config.json: {exc}") from exc
+        _check_finite(dense, directory)
         return dense
 
     def save(self, directory: Path) -> None:

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import os
-
+from budget import LONG
 from hypothesis import HealthCheck, settings
-
-LONG = os.environ.get("INSTRUCTOR_EMBED_FUZZ") == "long"
 
 settings.register_profile(
     "short", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -16,8 +13,3 @@ settings.register_profile(
     "long", max_examples=3000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("long" if LONG else "short")
-
-
-def seeds(short: int, long: int) -> list[int]:
-    """The seeds of a seeded-fault test: a few in ``make test``, many in ``make fuzz``."""
-    return list(range(long if LONG else short))

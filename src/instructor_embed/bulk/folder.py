@@ -72,11 +72,13 @@ class JobFolder:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's lock while the block runs; another job holding it stops this one at once, naming
-        its process. The folder is created if needed, and removed again if the block leaves nothing in it."""
+        its process. The folder is created if needed; if the block leaves no job in it, the lock file and a
+        folder created here are removed again (a refused job leaves no trace)."""
         import fcntl
 
         created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
+        new_lock = not (self.path / LOCK).exists()
         handle = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             try:
@@ -95,9 +97,10 @@ class JobFolder:
             try:
                 yield
             finally:
-                if created and self.is_empty():  # nothing was written: leave no trace
+                if new_lock and not self.holds_job() and not (self.path / "manifest.json").is_file():
                     (self.path / LOCK).unlink(missing_ok=True)
-                    self.path.rmdir()
+                    if created and self.is_empty():
+                        self.path.rmdir()
         finally:
             os.close(handle)
 
