@@ -124,6 +124,10 @@ def as_spec(model: str | os.PathLike[str] | ModelSpec, **options: Any) -> ModelS
     """``model`` as a spec: a ``ModelSpec`` as it is, or a name with ``options`` (``None`` options are unset).
     Giving both a spec and options is refused, naming the options, so no option is silently dropped."""
     given = {name: value for name, value in options.items() if value is not None}
+    known = {f.name for f in fields(ModelSpec)} - {"model"}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InputError(f"unknown model options {unknown}; known: {sorted(known)}", param="model")
     if isinstance(model, ModelSpec):
         defaults = {f.name: f.default for f in fields(ModelSpec)}
         conflicting = sorted(name for name, value in given.items() if value != defaults.get(name))

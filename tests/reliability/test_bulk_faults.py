@@ -30,6 +30,8 @@ from test_job import INSTRUCTION, read_output, run_job, write_input  # noqa: E40
 ROWS, SHARD_ROWS = 90, 20
 STEPS = ["shard.written", "shard.renamed", "manifest.written", "manifest.renamed"]
 
+pytestmark = pytest.mark.slow  # make test runs these; the quick loop (-m "not slow") does not
+
 
 @pytest.fixture(scope="module")
 def straight(tiny_t5_dir, tmp_path_factory):

@@ -18,6 +18,8 @@ from instructor_embed import InputError, instruction
 
 TOLERANCE = 1e-5
 
+pytestmark = pytest.mark.slow  # make test runs these; the quick loop (-m "not slow") does not
+
 
 def outcome(model, sentences, **options):
     """The vectors, or the InputError raised; any other exception fails the test."""

@@ -21,6 +21,8 @@ from instructor_embed.records import Fields, iter_rows
 
 pytest.importorskip("pyarrow")
 
+pytestmark = pytest.mark.slow  # make test runs these; the quick loop (-m "not slow") does not
+
 
 def valid_text(exclude: str = ""):
     """Unicode text without surrogates (a file cannot hold them) and without the characters in ``exclude``."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import add_model_options
+
 
 def add_parser(commands) -> None:
     evaluate = commands.add_parser(
@@ -33,7 +35,7 @@ def add_parser(commands) -> None:
     evaluate.add_argument(
         "--data-dir", help="local task data (default: $INSTRUCTOR_EMBED_SHARED/data or ../shared/data)"
     )
-    evaluate.add_argument("--device")
+    add_model_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -48,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         data_dir=args.data_dir,
         device=args.device,
+        dtype=args.dtype,
+        backend=args.backend,
+        quantize=args.quantize,
         show_progress=not args.quiet,
     )
     results = evaluate(config)

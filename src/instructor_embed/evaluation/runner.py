@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..dependencies import require
 from ..errors import InputError, ModelLoadError
-from ..model import INSTRUCTOR
+from ..spec import ModelSpec
 from .billboard import BILLBOARD_INSTRUCTIONS, billboard_score
 from .instruction_sets import Instruction, instruction_for, resolve_instructions
 from .local_tasks import LOCAL_TASKS, SAMPLED_TASKS, local_task, uses_local_data
@@ -37,7 +37,14 @@ class EvalConfig:
     batch_size: int = 32
     data_dir: str | None = None  # local task data (default ../shared/data)
     device: str | None = None
+    dtype: str | None = None
+    backend: str = "torch"
+    quantize: str | None = None
     show_progress: bool = False
+
+    def spec(self, model: str) -> ModelSpec:
+        """How each model loads: the same options for every one."""
+        return ModelSpec(model, device=self.device, dtype=self.dtype, backend=self.backend, quantize=self.quantize)
 
 
 def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
@@ -116,7 +123,7 @@ def _evaluate_model(
     from tqdm.auto import tqdm
 
     try:
-        model = INSTRUCTOR(model_name, device=config.device)
+        model = config.spec(model_name).load()
     except ModelLoadError as exc:
         logger.warning("cannot load %s: %s", model_name, exc)
         results = {name: {"error": f"model did not load: {type(exc).__name__}: {exc}"} for name in jobs}

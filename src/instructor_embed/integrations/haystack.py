@@ -1,7 +1,8 @@
 """Haystack: INSTRUCTOR text and document embedder components (extra ``haystack``).
 
 The parameters of Haystack's former instructor embedders, serialisable with ``to_dict``/``from_dict`` as
-components must be::
+components must be, plus this library's ``dtype``, ``backend``, ``quantize`` and a remote mode (``base_url``; the
+API key from ``INSTRUCTOR_EMBED_API_KEY`` or a ``Secret``, never serialised as its value)::
 
     from instructor_embed.integrations.haystack import InstructorDocumentEmbedder, InstructorTextEmbedder
     indexing.add_component("embedder", InstructorDocumentEmbedder(
@@ -16,22 +17,37 @@ from dataclasses import replace
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.utils import Secret, deserialize_secrets_inplace
 
 from ..errors import InputTypeError
+from ..spec import as_spec
+from ._backend import Backend
+
+_KEY = Secret.from_env_var("INSTRUCTOR_EMBED_API_KEY", strict=False)  # remote mode's key, read when used
 
 
-class _Model:
-    """The model, loaded by ``warm_up`` (Haystack's convention) or on first use."""
+def _backend(model, device, dtype, backend, quantize, base_url, api_key: Secret) -> Backend:
+    spec = as_spec(model, device=device, dtype=dtype, backend=backend, quantize=quantize)
+    return Backend(spec, base_url=base_url, api_key=api_key.resolve_value(), extra="haystack")
 
-    def __init__(self, model: str, device: str | None):
-        self.model, self.device, self.instance = model, device, None
 
-    def get(self):
-        if self.instance is None:
-            from ..model import INSTRUCTOR
+def _model_options(component) -> dict[str, Any]:
+    """The model options every component serialises (the API key as a reference to its variable, never its value)."""
+    return {
+        "model": component.model,
+        "device": component.device,
+        "dtype": component.dtype,
+        "backend": component.backend,
+        "quantize": component.quantize,
+        "base_url": component.base_url,
+        "api_key": component.api_key.to_dict(),
+    }
 
-            self.instance = INSTRUCTOR(self.model, device=self.device)
-        return self.instance
+
+def _from_dict(cls, data: dict[str, Any]):
+    data = {**data, "init_parameters": dict(data["init_parameters"])}  # the caller's dict stays as it was
+    deserialize_secrets_inplace(data["init_parameters"], keys=["api_key"])
+    return default_from_dict(cls, data)
 
 
 @component
@@ -45,19 +61,31 @@ class InstructorTextEmbedder:
         instruction: str = "Represent the sentence",
         normalize_embeddings: bool = False,
         progress_bar: bool = False,
+        *,
+        dtype: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
+        base_url: str | None = None,
+        api_key: Secret = _KEY,
     ):
         self.model, self.device, self.instruction = model, device, instruction
         self.normalize_embeddings, self.progress_bar = normalize_embeddings, progress_bar
-        self._model = _Model(model, device)
+        self.dtype, self.backend, self.quantize, self.base_url, self.api_key = (
+            dtype,
+            backend,
+            quantize,
+            base_url,
+            api_key,
+        )
+        self._backend = _backend(model, device, dtype, backend, quantize, base_url, api_key)
 
     def warm_up(self) -> None:
-        self._model.get()
+        self._backend.warm_up()
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self,
-            model=self.model,
-            device=self.device,
+            **_model_options(self),
             instruction=self.instruction,
             normalize_embeddings=self.normalize_embeddings,
             progress_bar=self.progress_bar,
@@ -65,7 +93,7 @@ class InstructorTextEmbedder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstructorTextEmbedder:
-        return default_from_dict(cls, data)
+        return _from_dict(cls, data)
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, Any]:
@@ -73,8 +101,9 @@ class InstructorTextEmbedder:
             raise InputTypeError(
                 "InstructorTextEmbedder takes one string; use InstructorDocumentEmbedder for documents", param="text"
             )
-        vector = self._model.get().encode(
-            [[self.instruction, text]],
+        vector = self._backend.embed(
+            [text],
+            self.instruction,
             normalize_embeddings=self.normalize_embeddings,
             show_progress_bar=self.progress_bar,
         )[0]
@@ -95,20 +124,32 @@ class InstructorDocumentEmbedder:
         normalize_embeddings: bool = False,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
+        *,
+        dtype: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
+        base_url: str | None = None,
+        api_key: Secret = _KEY,
     ):
         self.model, self.device, self.instruction = model, device, instruction
         self.batch_size, self.progress_bar, self.normalize_embeddings = batch_size, progress_bar, normalize_embeddings
         self.meta_fields_to_embed, self.embedding_separator = meta_fields_to_embed or [], embedding_separator
-        self._model = _Model(model, device)
+        self.dtype, self.backend, self.quantize, self.base_url, self.api_key = (
+            dtype,
+            backend,
+            quantize,
+            base_url,
+            api_key,
+        )
+        self._backend = _backend(model, device, dtype, backend, quantize, base_url, api_key)
 
     def warm_up(self) -> None:
-        self._model.get()
+        self._backend.warm_up()
 
     def to_dict(self) -> dict[str, Any]:
         return default_to_dict(
             self,
-            model=self.model,
-            device=self.device,
+            **_model_options(self),
             instruction=self.instruction,
             batch_size=self.batch_size,
             progress_bar=self.progress_bar,
@@ -119,7 +160,7 @@ class InstructorDocumentEmbedder:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstructorDocumentEmbedder:
-        return default_from_dict(cls, data)
+        return _from_dict(cls, data)
 
     def text_of(self, document: Document) -> str:
         """What is embedded: the chosen meta fields, then the content, joined by ``embedding_separator``."""
@@ -133,8 +174,9 @@ class InstructorDocumentEmbedder:
                 "InstructorDocumentEmbedder takes a list of Documents; use InstructorTextEmbedder for a string",
                 param="documents",
             )
-        vectors = self._model.get().encode(
-            [[self.instruction, self.text_of(document)] for document in documents],
+        vectors = self._backend.embed(
+            [self.text_of(document) for document in documents],
+            self.instruction,
             batch_size=self.batch_size,
             normalize_embeddings=self.normalize_embeddings,
             show_progress_bar=self.progress_bar,

@@ -12,14 +12,14 @@ calls a running ``instructor-embed serve`` instead of loading the model.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..instructions import RETRIEVAL
-from ._remote import Remote
+from ..spec import as_spec
+from ._backend import Backend
 
 
 class InstructorEmbeddings(BaseModel, Embeddings):
@@ -31,7 +31,7 @@ class InstructorEmbeddings(BaseModel, Embeddings):
     """Hub id or local directory (remote mode: the served model's name)."""
     cache_folder: str | None = None
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Passed to ``INSTRUCTOR(...)``, e.g. ``{"device": "cuda"}``."""
+    """Model options (:class:`~instructor_embed.spec.ModelSpec`'s), e.g. ``{"device": "cuda"}``."""
     encode_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Passed to ``encode``, e.g. ``{"batch_size": 64, "normalize_embeddings": True}``."""
     embed_instruction: str = RETRIEVAL.corpus
@@ -45,14 +45,15 @@ class InstructorEmbeddings(BaseModel, Embeddings):
     api_key: str | None = None
     timeout: float = 60.0
 
-    _model: Any = PrivateAttr(default=None)
+    _backend: Backend = PrivateAttr()
 
     def model_post_init(self, context: Any) -> None:
-        if self.base_url is None:
-            from ..model import INSTRUCTOR
-
-            options = {"dtype": self.dtype, "backend": self.backend, "quantize": self.quantize, **self.model_kwargs}
-            self._model = INSTRUCTOR(self.model_name, cache_folder=self.cache_folder, **options)
+        options = {"dtype": self.dtype, "backend": self.backend, "quantize": self.quantize, **self.model_kwargs}
+        spec = as_spec(self.model_name, cache_folder=self.cache_folder, **options)
+        self._backend = Backend(
+            spec, base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, extra="langchain"
+        )
+        self._backend.warm_up()  # as the class it replaces, the model loads with the embeddings object
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._embed(list(texts), self.embed_instruction)
@@ -67,21 +68,12 @@ class InstructorEmbeddings(BaseModel, Embeddings):
         return (await self._aembed([text], self.query_instruction))[0]
 
     def _embed(self, texts: list[str], instruction: str) -> list[list[float]]:
-        if self.base_url is not None:
-            return self._remote().embed(texts, instruction)
-        if not texts:
-            return []
-        items = [[instruction, text] for text in texts]
         options = {"show_progress_bar": self.show_progress, **self.encode_kwargs}
-        return self._model.encode(items, **options).tolist()
-
-    def _remote(self) -> Remote:
-        return Remote(self.base_url, self.model_name, self.api_key, self.timeout, "langchain")
+        return self._backend.embed(list(texts), instruction, **options).tolist()
 
     async def _aembed(self, texts: list[str], instruction: str) -> list[list[float]]:
-        if self.base_url is not None:
-            return await self._remote().aembed(texts, instruction)
-        return await asyncio.to_thread(self._embed, texts, instruction)  # the model runs off the event loop
+        options = {"show_progress_bar": self.show_progress, **self.encode_kwargs}
+        return (await self._backend.aembed(list(texts), instruction, **options)).tolist()
 
 
 HuggingFaceInstructEmbeddings = InstructorEmbeddings  # the old class's name, for a one-line migration

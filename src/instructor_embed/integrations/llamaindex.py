@@ -12,14 +12,14 @@ methods LlamaIndex documents for custom embeddings (``_get_query_embedding`` and
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base import DEFAULT_EMBED_BATCH_SIZE, BaseEmbedding
 from pydantic import Field, PrivateAttr
 
 from ..instructions import RETRIEVAL
-from ._remote import Remote
+from ..spec import as_spec
+from ._backend import Backend
 
 
 class InstructorEmbedding(BaseEmbedding):
@@ -29,11 +29,14 @@ class InstructorEmbedding(BaseEmbedding):
     text_instruction: str | None = Field(None, description="default: the authors' retrieval document instruction")
     cache_folder: str | None = Field(None, description="where Hub downloads are cached")
     device: str | None = Field(None, description="cpu, cuda, ... (default: CUDA when available)")
+    dtype: str | None = Field(None, description="float32, bfloat16, float16 or auto (default: float32)")
+    backend: str = Field("torch", description="torch or onnx")
+    quantize: str | None = Field(None, description="int8 for a dynamic int8 encoder")
     base_url: str | None = Field(None, description="remote mode: a running instructor-embed serve")
     api_key: str | None = Field(None, description="remote mode: the server's API key")
     timeout: float = Field(60.0, description="remote mode: seconds per request")
 
-    _model: Any = PrivateAttr(default=None)
+    _backend: Backend = PrivateAttr()
 
     def __init__(
         self,
@@ -54,10 +57,18 @@ class InstructorEmbedding(BaseEmbedding):
             device=device,
             **kwargs,
         )
-        if self.base_url is None:
-            from ..model import INSTRUCTOR
-
-            self._model = INSTRUCTOR(model_name, device=device, cache_folder=cache_folder)
+        spec = as_spec(
+            model_name,
+            device=device,
+            cache_folder=cache_folder,
+            dtype=self.dtype,
+            backend=self.backend,
+            quantize=self.quantize,
+        )
+        self._backend = Backend(
+            spec, base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, extra="llamaindex"
+        )
+        self._backend.warm_up()
 
     @classmethod
     def class_name(cls) -> str:
@@ -82,14 +93,7 @@ class InstructorEmbedding(BaseEmbedding):
         return await self._aembed(texts, self.text_instruction or RETRIEVAL.corpus)
 
     def _embed(self, texts: list[str], instruction: str) -> list[list[float]]:
-        if self.base_url is not None:
-            return self._remote().embed(texts, instruction)
-        return self._model.encode([[instruction, text] for text in texts], batch_size=self.embed_batch_size).tolist()
-
-    def _remote(self) -> Remote:
-        return Remote(self.base_url, self.model_name, self.api_key, self.timeout, "llamaindex")
+        return self._backend.embed(texts, instruction, batch_size=self.embed_batch_size).tolist()
 
     async def _aembed(self, texts: list[str], instruction: str) -> list[list[float]]:
-        if self.base_url is not None:
-            return await self._remote().aembed(texts, instruction)
-        return await asyncio.to_thread(self._embed, texts, instruction)
+        return (await self._backend.aembed(texts, instruction, batch_size=self.embed_batch_size)).tolist()

@@ -353,14 +353,8 @@ def _base64(row: np.ndarray) -> str:
 
 
 def _loader(settings: ServerSettings) -> Callable[[ServedModel], INSTRUCTOR]:
-    def load(spec: ServedModel) -> INSTRUCTOR:
-        return INSTRUCTOR(
-            spec.path,
-            device=settings.device,
-            dtype=settings.dtype,
-            backend=settings.backend,
-            quantize=settings.quantize,
-        )
+    def load(served: ServedModel) -> INSTRUCTOR:
+        return settings.spec(served).load()
 
     return load
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class ServerSettings:
     truncate: bool = False  # cut longer inputs to max_input_tokens instead of refusing them
     payload_limit: int = 16 * 1024 * 1024  # request body bytes
     default_instruction: str | None = None  # for requests that give none
+
+    def spec(self, model: ServedModel) -> ModelSpec:
+        """How a served model loads: the server's model options, the same for every model it serves."""
+        return ModelSpec(model.path, device=self.device, dtype=self.dtype, backend=self.backend, quantize=self.quantize)
 
     def batch_tokens(self, device_type: str) -> int:
         """``max_batch_tokens``, or the default for the device a model runs on."""

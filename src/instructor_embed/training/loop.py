@@ -25,7 +25,7 @@ from .. import durable
 from ..checkpoint import file_digest
 from ..dependencies import require
 from ..errors import InputError
-from ..model import INSTRUCTOR
+from ..spec import ModelSpec
 from ..tokenization import InstructionTokenizer, Item
 from .config import TrainConfig
 from .data import FIELDS, Example, load_medi
@@ -70,7 +70,8 @@ def train(config: TrainConfig) -> Path:
         world_size=accelerator.num_processes,
         rank=accelerator.process_index,
     )
-    model = INSTRUCTOR(config.model, device=accelerator.device, max_seq_length=config.max_seq_length)
+    spec = ModelSpec(config.model, device=str(accelerator.device), max_seq_length=config.max_seq_length)
+    model = spec.load()  # float32 torch: training needs the plain weights
     if config.gradient_checkpointing:
         model.transformer.auto_model.gradient_checkpointing_enable()
     pooler = getattr(model.transformer.auto_model, "pooler", None)
