@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test quick-test check goldens bench bench-serve bench-fidelity bench-int8 clean
+.PHONY: install demo test quick-test fuzz check goldens bench bench-serve bench-fidelity bench-int8 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: $(STAMP)
 # The quick loop: everything but the tests marked slow.
 quick-test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The long fuzzers and fault injection (tests/reliability): a random hypothesis seed (printed; rerun one with
+# FUZZ_SEED=N), many more examples, 20+ seeded SIGKILLs per component; bounded to 20 minutes.
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: $(STAMP)
+	@echo "hypothesis seed: $(FUZZ_SEED)"
+	INSTRUCTOR_EMBED_FUZZ=long timeout 1200 $(BIN)/python -m pytest tests/reliability \
+		--hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics -s
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests tools examples

@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 JOB = """
 import json, resource, sys
 from instructor_embed.bulk import JobConfig, embed_file
-summary = embed_file(JobConfig(input=sys.argv[1], output=sys.argv[2], model=sys.argv[3], device="cpu", batch_size=512,
-                               shard_rows=20000, truncate_dim=8, show_progress=False))
+from instructor_embed import ModelSpec
+summary = embed_file(JobConfig(input=sys.argv[1], output=sys.argv[2], model=ModelSpec(sys.argv[3], device="cpu",
+                               truncate_dim=8), batch_size=512, shard_rows=20000, show_progress=False))
 print(json.dumps({"rows": summary.rows, "seconds": summary.seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -52,6 +53,7 @@ def engines(model_dir: str, source: Path, work: Path, rows: int) -> dict:
     """Rows/s of a bulk job with the local engine and with the Ray engine (1 and 2 workers, a local instance)."""
     import ray
 
+    from instructor_embed import ModelSpec
     from instructor_embed.bulk import JobConfig, embed_file
 
     measured = {}
@@ -65,8 +67,7 @@ def engines(model_dir: str, source: Path, work: Path, rows: int) -> dict:
             config = JobConfig(
                 input=source,
                 output=work / "engines",
-                model=model_dir,
-                device="cpu",
+                model=ModelSpec(model_dir, device="cpu"),
                 shard_rows=1000,
                 overwrite=True,
                 show_progress=False,
@@ -86,7 +87,7 @@ def main() -> None:
     import torch
     from serve_bench import cpu_features
 
-    from instructor_embed import INSTRUCTOR
+    from instructor_embed import INSTRUCTOR, ModelSpec
     from instructor_embed.bulk import JobConfig, embed_file
     from instructor_embed.hardware import detect
     from instructor_embed.testing import build_random_instructor
@@ -111,8 +112,7 @@ def main() -> None:
                     JobConfig(
                         input=source,
                         output=work / "out",
-                        model=model_dir,
-                        device="cpu",
+                        model=ModelSpec(model_dir, device="cpu"),
                         shard_rows=shard_rows,
                         overwrite=True,
                         show_progress=False,

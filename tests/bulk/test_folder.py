@@ -210,3 +210,17 @@ def test_a_finished_0_1_folder_keeps_its_faiss_index_and_refuses_other_settings(
     built = index.stat().st_mtime_ns
     hits = search(folder, ["topic 1"], k=3, model=tiny_model, faiss=True)
     assert index.stat().st_mtime_ns == built and [hit.id for hit in hits[0]] == ["doc-1", "doc-4", "doc-10"]
+
+
+@pytest.mark.slow
+def test_ray_data_reads_the_folder_as_a_dataset(tiny_t5_dir, tmp_path):
+    ray = pytest.importorskip("ray")
+    folder, ids, vectors = finished_job(tiny_t5_dir, tmp_path)
+    (folder / ".part-00009.parquet.1-ab.partial").write_bytes(b"a killed write")  # hidden: skipped as well
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        rows = ray.data.read_parquet(str(folder)).take_all()
+    finally:
+        ray.shutdown()
+    got = {row["id"]: np.asarray(row["embedding"], dtype=np.float32) for row in rows}
+    assert len(rows) == len(ids) and all(np.array_equal(got[i], v) for i, v in zip(ids, vectors, strict=True))
