@@ -33,7 +33,7 @@ FUZZ_SEED ?= $(shell date +%s)
 fuzz: $(STAMP)
 	@echo "hypothesis seed: $(FUZZ_SEED)"
 	INSTRUCTOR_EMBED_FUZZ=long timeout 1200 $(BIN)/python -m pytest tests/reliability \
-		--hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics -s
+		--hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics -s --durations=15
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests tools examples

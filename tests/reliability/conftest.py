@@ -10,6 +10,6 @@ settings.register_profile(
     "short", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
-    "long", max_examples=600, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+    "long", max_examples=400, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("long" if LONG else "short")

@@ -48,7 +48,7 @@ def test_seeded_kills_of_a_ray_job_then_a_rerun_equals_the_local_engine(tiny_t5_
     command += ["--output", str(tmp_path / "ray"), "--engine", "ray", "--num-workers", "2", "--batch-size", "2"]
     command += ["--quiet"]
     for seed in seeds(1, 20):
-        delay = random.Random(seed).uniform(2.0, 25.0)
+        delay = random.Random(seed).uniform(2.0, 12.0)
         started = time.monotonic()
         finished = run_group(command, seconds=delay)
         print(f"seed {seed}: {'finished' if finished else 'killed'} after {time.monotonic() - started:.1f} s")
