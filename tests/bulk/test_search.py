@@ -154,3 +154,28 @@ def test_cli_search_finds_the_judged_passages_of_ms_marco_queries(minilm_dir, tm
         assert [[h["id"] for h in line["hits"]] for line in approximate] == [
             [h["id"] for h in line["hits"]] for line in lines
         ]
+
+
+def test_search_loads_the_jobs_model_as_the_job_ran_it_and_refuses_another(tiny_t5_dir, minilm_model, tmp_path):
+    """It used to load the manifest's model name with default options: a bfloat16 job got float32 queries."""
+    import warnings
+
+    from instructor_embed import ModelSpec
+
+    write_input(tmp_path / "in.jsonl", 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bf16 on a CPU without native bf16 is slow, and says so
+        run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", dtype="bfloat16")
+    loaded, real_load = [], ModelSpec.load
+
+    def spy(spec):
+        loaded.append(spec)
+        return real_load(spec)
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patch.setattr(ModelSpec, "load", spy)
+        hits = search(tmp_path / "out", ["topic 3"], k=3)
+    assert [spec.dtype for spec in loaded] == ["bfloat16"] and len(hits[0]) == 3
+    with pytest.raises(InputError, match="was embedded with another model"):
+        search(tmp_path / "out", ["topic 3"], model=minilm_model)

@@ -75,3 +75,23 @@ def test_model_names(tmp_path):
     assert ServedModel.parse(str(tmp_path / "my-model")).name == "my-model"
     with pytest.raises(InputError, match="NAME=PATH_OR_ID"):
         ServedModel.parse("=x")
+
+
+def test_an_unpaired_surrogate_is_a_400_naming_the_input_and_the_next_request_is_served(tiny_t5_dir):
+    """Valid JSON ("\\ud800" decodes to a lone surrogate) used to be a 500 from the tokenizer's TypeError."""
+    from instructor_embed import INSTRUCTOR
+    from instructor_embed.server.app import create_app
+    from instructor_embed.server.settings import ServedModel, ServerSettings
+
+    app = create_app(
+        ServerSettings(models=(ServedModel("t5", str(tiny_t5_dir)),)),
+        load=lambda spec: INSTRUCTOR(spec.path, device="cpu"),
+    )
+    with TestClient(app) as client:
+        app.state.server.ready.wait(60)
+        body = b'{"input": ["fine", "\\ud800 unpaired"]}'
+        refused = client.post("/v1/embeddings", content=body, headers={"content-type": "application/json"})
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert error["param"] == "input[1]" and "unpaired UTF-16 surrogate (U+D800" in error["message"]
+        assert client.post("/v1/embeddings", json={"input": "fine"}).status_code == 200
