@@ -51,7 +51,7 @@ def search(
     HNSW index in the folder on first use (``_faiss/``) and reuses it while the job's shards stay the same.
     """
     index = Path(index)
-    manifest = _manifest(index)
+    manifest = complete_manifest(index)
     if k < 1:
         raise InputError("k must be at least 1", param="k")
     if not queries:
@@ -198,7 +198,8 @@ def texts_of(source: str | Path, ids: set, fields: Fields = DEFAULT_FIELDS) -> d
     return found
 
 
-def _manifest(index: Path) -> dict:
+def complete_manifest(index: Path) -> dict:
+    """The manifest of a finished job in ``index``, or an error saying what to run."""
     folder = JobFolder(index)
     if not folder.holds_job():
         if (index / LEGACY_MANIFEST).is_file():

@@ -11,9 +11,16 @@ import sys
 
 from .. import __version__
 from ..errors import InstructorEmbedError
-from . import encode, evaluate, search, serve, train
+from . import encode, evaluate, export, search, serve, train
 
-COMMANDS = {"encode": encode, "train": train, "evaluate": evaluate, "serve": serve, "search": search}
+COMMANDS = {
+    "encode": encode,
+    "train": train,
+    "evaluate": evaluate,
+    "serve": serve,
+    "search": search,
+    "export": export,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
