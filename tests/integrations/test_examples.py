@@ -13,9 +13,16 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "integrations"
 
 
-@pytest.mark.parametrize("name", ["langchain", "llamaindex", "haystack", "chroma", "sentence_transformers"])
+@pytest.mark.parametrize(
+    "name", ["langchain", "llamaindex", "haystack", "chroma", "lancedb", "milvus", "sentence_transformers"]
+)
 def test_example_runs(name):
-    modules = {"langchain": "langchain_core", "llamaindex": "llama_index.core", "chroma": "chromadb"}
+    modules = {
+        "langchain": "langchain_core",
+        "llamaindex": "llama_index.core",
+        "chroma": "chromadb",
+        "milvus": "pymilvus",
+    }
     pytest.importorskip(modules.get(name, name))
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}_example.py")],

@@ -45,12 +45,39 @@ def _chroma(model, **options):
     return function._backend, lambda: np.array(function(SENTENCES))
 
 
-INTEGRATIONS = {"langchain": _langchain, "llamaindex": _llamaindex, "haystack": _haystack, "chroma": _chroma}
+def _lancedb(model, **options):
+    from instructor_embed.integrations.lancedb import InstructorEmbeddingFunction
+
+    function = InstructorEmbeddingFunction(
+        name=model, source_instruction=INSTRUCTION, normalize_embeddings=False, show_progress_bar=False, **options
+    )
+    return function._backend, lambda: np.array(function.compute_source_embeddings(SENTENCES))
+
+
+def _milvus(model, **options):
+    from instructor_embed.integrations.milvus import InstructorEmbeddingFunction
+
+    function = InstructorEmbeddingFunction(
+        model_name=model, doc_instruction=INSTRUCTION, normalize_embeddings=False, **options
+    )
+    return function._backend, lambda: np.array(function.encode_documents(SENTENCES))
+
+
+INTEGRATIONS = {
+    "langchain": _langchain,
+    "llamaindex": _llamaindex,
+    "haystack": _haystack,
+    "chroma": _chroma,
+    "lancedb": _lancedb,
+    "milvus": _milvus,
+}
 PACKAGES = {
     "langchain": "langchain_core",
     "llamaindex": "llama_index.core",
     "haystack": "haystack",
     "chroma": "chromadb",
+    "lancedb": "lancedb",
+    "milvus": "pymilvus",
 }
 
 
