@@ -68,3 +68,16 @@ def test_the_pandas_udf_gives_the_librarys_vectors(spark, tiny_t5_dir, tiny_mode
     plain = frame.withColumn("embedding", embed("text")).orderBy("id").collect()
     default = tiny_model.encode([[INSTRUCTION, text] for _, text, _ in rows()])
     assert np.abs(np.array([row["embedding"] for row in plain], dtype=np.float32) - default).max() <= 1e-6
+
+
+def test_executors_can_call_a_running_server_instead(spark, minilm_dir, minilm_model, tmp_path):
+    pytest.importorskip("fastapi")
+    from serving import running_server
+
+    from instructor_embed.integrations.spark import embed_partitions, embedding_schema
+
+    frame = spark.createDataFrame(rows(), "id long, text string, instruction string")
+    with running_server(["--model", f"minilm={minilm_dir}", "--device", "cpu"], tmp_path / "log") as server:
+        fn = embed_partitions("minilm", instruction=INSTRUCTION, instruction_col="instruction", base_url=server.url)
+        out = sorted(frame.mapInPandas(fn, schema=embedding_schema(frame.schema)).collect(), key=lambda row: row["id"])
+    assert np.abs(np.array([row["embedding"] for row in out], dtype=np.float32) - expected(minilm_model)).max() <= 1e-6

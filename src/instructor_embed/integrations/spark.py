@@ -24,35 +24,41 @@ import numpy as np
 
 from ..errors import InputError
 from ..spec import ModelSpec, as_spec, resolve_instruction
+from ._backend import Backend
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # No "from __future__ import annotations" here: pandas_udf reads the UDFs' type hints, which must be real types.
-_MODELS: dict[ModelSpec, Any] = {}  # this process's models, by spec: loaded once per executor worker
+_BACKENDS: dict[tuple, Backend] = {}  # this process's models (or servers), loaded once per executor worker
 _LOCK = threading.Lock()
 
 
-def _model(spec: ModelSpec):
+def _backend(target: tuple) -> Backend:
+    spec, base_url, key_variable = target
     with _LOCK:
-        if spec not in _MODELS:
-            _MODELS[spec] = spec.load()
-        return _MODELS[spec]
+        if target not in _BACKENDS:
+            backend = Backend(spec, base_url=base_url, api_key=os.environ.get(key_variable), extra="spark")
+            backend.warm_up()
+            _BACKENDS[target] = backend
+        return _BACKENDS[target]
 
 
 def _embed(
-    spec: ModelSpec, texts, instructions, default: str | None, batch_size: int, normalize: bool
+    target: tuple, texts, instructions, default: str | None, batch_size: int, normalize: bool
 ) -> list[np.ndarray]:
-    from ..tokenization import Item
-
-    items = []
-    for row, (text, own) in enumerate(zip(texts, instructions, strict=True)):
+    texts, instructions = list(texts), [resolve_instruction(own, default) for own in instructions]
+    for row, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"row {row} of the batch: the text must be a string, not {type(text).__name__}", index=row)
-        items.append(Item(resolve_instruction(own, default), text))
-    if not items:
-        return []
-    return list(_model(spec).encode(items, batch_size=batch_size, normalize_embeddings=normalize))
+    backend, vectors = _backend(target), []
+    for instruction in dict.fromkeys(instructions):  # the backend takes one instruction per call: group by it
+        rows = [row for row, own in enumerate(instructions) if own == instruction]
+        found = backend.embed(
+            [texts[row] for row in rows], instruction, batch_size=batch_size, normalize_embeddings=normalize
+        )
+        vectors += list(zip(rows, found, strict=True))
+    return [vector for _, vector in sorted(vectors, key=lambda pair: pair[0])]
 
 
 def embed_partitions(
@@ -64,11 +70,14 @@ def embed_partitions(
     output_col: str = "embedding",
     batch_size: int = 32,
     normalize: bool = False,
+    base_url: str | None = None,
+    api_key_env_var: str = "INSTRUCTOR_EMBED_API_KEY",
     **model_options: Any,
 ) -> "Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]":
     """A function for ``DataFrame.mapInPandas``: each batch comes back with ``output_col`` (float32 arrays) added.
-    Use :func:`embedding_schema` for its schema. ``model_options`` are ``ModelSpec``'s (device, dtype, ...)."""
-    spec = as_spec(model, **model_options)
+    Use :func:`embedding_schema` for its schema. ``model_options`` are ``ModelSpec``'s (device, dtype, ...);
+    with ``base_url`` the executors call a running ``instructor-embed serve`` instead of loading the model."""
+    target = (as_spec(model, **model_options), base_url, api_key_env_var)
 
     def embed(batches: "Iterator[pd.DataFrame]") -> "Iterator[pd.DataFrame]":
         for batch in batches:
@@ -79,7 +88,7 @@ def embed_partitions(
             own = (
                 batch[instruction_col] if instruction_col and instruction_col in batch.columns else [None] * len(batch)
             )
-            vectors = _embed(spec, batch[text_col], own, instruction, batch_size, normalize)
+            vectors = _embed(target, batch[text_col], own, instruction, batch_size, normalize)
             yield batch.assign(**{output_col: vectors})
 
     return embed
@@ -98,6 +107,8 @@ def embedding_udf(
     instruction: str | None = None,
     batch_size: int = 32,
     normalize: bool = False,
+    base_url: str | None = None,
+    api_key_env_var: str = "INSTRUCTOR_EMBED_API_KEY",
     **model_options: Any,
 ):
     """A column function ``embed(text_col, instruction_col=None)`` built on ``pandas_udf``s: array<float> vectors
@@ -106,15 +117,15 @@ def embedding_udf(
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import ArrayType, FloatType
 
-    spec = as_spec(model, **model_options)
+    target = (as_spec(model, **model_options), base_url, api_key_env_var)
 
     @pandas_udf(ArrayType(FloatType()))
     def plain(texts: pd.Series) -> pd.Series:
-        return pd.Series(_embed(spec, texts, [None] * len(texts), instruction, batch_size, normalize))
+        return pd.Series(_embed(target, texts, [None] * len(texts), instruction, batch_size, normalize))
 
     @pandas_udf(ArrayType(FloatType()))
     def with_own(texts: pd.Series, own: pd.Series) -> pd.Series:
-        return pd.Series(_embed(spec, texts, own, instruction, batch_size, normalize))
+        return pd.Series(_embed(target, texts, own, instruction, batch_size, normalize))
 
     def embed(text_col, instruction_col=None):
         return plain(text_col) if instruction_col is None else with_own(text_col, instruction_col)
