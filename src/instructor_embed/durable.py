@@ -81,6 +81,30 @@ def publish_folder(partial: str | os.PathLike[str], final: str | os.PathLike[str
     fsync_folder(final.parent)
 
 
+def publish_into(partial: str | os.PathLike[str], folder: str | os.PathLike[str], *, last: str | None = None) -> None:
+    """Move every entry of the folder ``partial`` into ``folder``, each in one rename (an existing entry of the
+    same name is replaced), ``last`` last, then remove ``partial``: for a set of files that must sit beside others
+    (a model saved into a training run's folder). Each file is whole; a crash midway leaves some entries new and
+    the rest as they were, and ``last`` (the file readers open first) new only when every other entry is."""
+    partial, folder = Path(partial), Path(folder)
+    for directory, _, files in os.walk(partial):
+        for name in files:
+            _fsync_file(Path(directory) / name)
+    names = sorted(os.listdir(partial), key=lambda name: name == last)
+    for name in names:
+        source, target = partial / name, folder / name
+        if source.is_dir() and target.is_dir():
+            retired = folder / f".{name}.{secrets.token_hex(4)}.old"
+            os.replace(target, retired)
+            os.replace(source, target)
+            _remove_tree(retired)
+        else:
+            os.replace(source, target)
+        faults.point(f"{name}.published")
+    partial.rmdir()
+    fsync_folder(folder)
+
+
 def partial_name(path: Path) -> Path:
     """A temporary name for ``path`` in its own folder that no other writer, process or run picks."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}{PARTIAL_SUFFIX}")

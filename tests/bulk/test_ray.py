@@ -1,4 +1,4 @@
-"""InstructorBatchEmbedder inside a real Ray Data pipeline on a local Ray instance."""
+"""InstructorBatchEmbedder inside a real Ray Data pipeline, and the Ray engine of a bulk job (its kills: tests/reliability)."""
 
 from __future__ import annotations
 
@@ -77,49 +77,3 @@ def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path):
     local_ids, local = read_output(tmp_path / "local")
     ray_ids, on_ray = read_output(tmp_path / "ray")
     assert ray_ids == local_ids and np.abs(on_ray - local).max() <= 1e-6
-
-
-def test_a_killed_ray_job_rerun_on_ray_equals_the_local_engine(tiny_t5_dir, tmp_path):
-    """A real interruption: `encode --engine ray` (driver, Ray's head and its actors: one process group) killed
-    with SIGKILL after its first shard; the same command again finishes with the local engine's rows and vectors."""
-    import contextlib
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_job import read_output, run_job, write_input
-
-    write_input(tmp_path / "in.jsonl", 240)
-    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "local", instruction=INSTRUCTION, shard_rows=40)
-    output = tmp_path / "ray"
-    command = [sys.executable, "-m", "instructor_embed", "encode", "--model", str(tiny_t5_dir), "--device", "cpu"]
-    command += ["--input", str(tmp_path / "in.jsonl"), "--instruction", INSTRUCTION, "--shard-rows", "40"]
-    command += ["--output", str(output), "--engine", "ray", "--num-workers", "2", "--batch-size", "2", "--quiet"]
-    process = subprocess.Popen(command, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and process.poll() is None:
-            manifest = output / "_manifest.json"
-            if manifest.exists() and json.loads(manifest.read_text())["shards"]:
-                break
-            time.sleep(0.05)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    committed = len(json.loads((output / "_manifest.json").read_text())["shards"])
-    assert 1 <= committed < 6
-    final = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, errors = final.communicate(timeout=300)
-    finally:  # Ray's head and actors share the command's process group: none outlives the test
-        with contextlib.suppress(ProcessLookupError):  # the group is gone when everything exited cleanly
-            os.killpg(final.pid, signal.SIGKILL)
-        final.wait()
-    assert final.returncode == 0, errors
-    ids, vectors = read_output(output)
-    local_ids, local = read_output(tmp_path / "local")
-    assert ids == local_ids and len(set(ids)) == 240
-    assert np.abs(vectors - local).max() <= 1e-6

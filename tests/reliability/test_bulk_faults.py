@@ -81,7 +81,7 @@ def test_a_kill_at_each_commit_step_then_a_rerun_converges(tiny_t5_dir, tmp_path
 def encode_command(model_dir, source, output) -> list[str]:
     command = [sys.executable, "-m", "instructor_embed", "encode", "--model", str(model_dir), "--device", "cpu"]
     command += ["--input", str(source), "--output", str(output), "--instruction", INSTRUCTION]
-    return command + ["--shard-rows", str(SHARD_ROWS), "--batch-size", "4", "--quiet"]
+    return command + ["--shard-rows", str(SHARD_ROWS), "--quiet"]
 
 
 @pytest.mark.slow

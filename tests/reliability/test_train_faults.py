@@ -69,12 +69,18 @@ def same_run(output: Path, straight) -> None:
     assert not [p.name for p in output.iterdir() if p.name.startswith(".")], "no partial checkpoint is left"
 
 
-@pytest.mark.parametrize("step", ["checkpoint.written", "checkpoint.renamed"])
-def test_a_kill_inside_saving_the_second_checkpoint_resumes_to_the_same_weights(straight, tmp_path, step):
+@pytest.mark.parametrize("step", ["checkpoint.written", "checkpoint.renamed", "model.safetensors.published"])
+def test_a_kill_inside_saving_a_checkpoint_or_the_model_resumes_to_the_same_weights(straight, tmp_path, step):
+    """The second checkpoint's two steps, and the final model's publishing into the run's folder: found by the
+    seeded kills below, a kill there used to leave safetensors' temporary file (.tmpXXXXXX) beside the model."""
     command, _, _ = straight
-    killed = subprocess.run(command(tmp_path / "run"), env={**os.environ, faults.VARIABLE: f"{step}=kill@2"})
+    at = 1 if step.endswith("published") else 2
+    killed = subprocess.run(command(tmp_path / "run"), env={**os.environ, faults.VARIABLE: f"{step}=kill@{at}"})
     assert killed.returncode == -signal.SIGKILL
-    assert (tmp_path / "run" / "checkpoint-8").is_dir() == (step == "checkpoint.renamed")
+    if step.startswith("checkpoint"):
+        assert (tmp_path / "run" / "checkpoint-8").is_dir() == (step == "checkpoint.renamed")
+    else:
+        assert (tmp_path / "run" / ".final.partial").is_dir()
     resume_until_done(command, tmp_path / "run")
     same_run(tmp_path / "run", straight)
 

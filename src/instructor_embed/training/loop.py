@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import time
 import warnings
@@ -86,6 +87,8 @@ def train(config: TrainConfig) -> Path:
     if config.tensorboard:
         accelerator.init_trackers("instructor-embed")
 
+    if accelerator.is_main_process and output.is_dir():
+        _remove_partials(output)
     step = _resume(accelerator, output, sampler) if config.resume else 0
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not (config.show_progress and accelerator.is_main_process))
@@ -127,7 +130,7 @@ def train(config: TrainConfig) -> Path:
     progress.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save(output)
+        _save_final(accelerator.unwrap_model(model), output)
     accelerator.end_training()
     return output
 
@@ -207,6 +210,8 @@ def _log(accelerator, output: Path, record: dict) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
+# .final.partial, .checkpoint-N.partial, and the .NAME.RANDOM.old folders a replace sets aside before removing
+_PARTIAL = re.compile(r"\.final\.partial|\.checkpoint-\d+\.partial|\.(checkpoint-\d+|\d+_\w+)\.[0-9a-f]{8}\.old")
 INVENTORY = "checkpoint.json"  # written last into a checkpoint: its files with their sizes and digests
 
 
@@ -228,6 +233,27 @@ def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskB
         (partial / INVENTORY).write_text(json.dumps(_inventory(partial), indent=1))
         durable.publish_folder(partial, final, fault="checkpoint")
     accelerator.wait_for_everyone()
+
+
+def _save_final(model, output: Path) -> None:
+    """The trained model into ``output`` (``INSTRUCTOR(output)`` loads it): written whole into a partial folder,
+    then its files published into ``output`` one rename each, ``modules.json`` last. A kill while saving leaves
+    the partial folder (removed by the next run), never a writer's temporary file beside the checkpoints."""
+    partial = output / ".final.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save(partial)
+    durable.publish_into(partial, output, last="modules.json")
+
+
+def _remove_partials(output: Path) -> None:
+    """What killed saves left behind: partial checkpoint and model folders, and replaced checkpoints not yet
+    removed. Only these names of the run's own are touched."""
+    for path in output.glob(".*"):
+        name = path.name
+        if path.is_dir() and (
+            name == ".final.partial" or (name.startswith(".checkpoint-") and name.endswith((".partial", ".old")))
+        ):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _inventory(folder: Path) -> dict[str, str]:
