@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from instructor_embed import INSTRUCTOR, InputError, onnx_int8
 
@@ -45,6 +47,24 @@ def test_onnx_float32_matches_torch(tiny_t5_dir, tmp_path, reference):
     stamp = exported[0].stat().st_mtime_ns
     INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path)  # reuses the export
     assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_onnx_runs_on_the_device_asked_for_whatever_providers_are_installed(tiny_t5_dir, tmp_path, monkeypatch):
+    """Defect: the CUDA provider was used whenever installed, whatever the device, and /info said cpu."""
+    ort = pytest.importorskip("onnxruntime")
+    from instructor_embed import backends
+
+    available = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *available])
+    opened = []
+    real = ort.InferenceSession
+    monkeypatch.setattr(ort, "InferenceSession", lambda *a, **k: opened.append(k["providers"]) or real(*a, **k))
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path)
+    model.encode(ITEMS)
+    assert opened[-1] == ["CPUExecutionProvider"] and str(model.device) == "cpu"
+    monkeypatch.setattr(ort, "get_available_providers", lambda: available)
+    with pytest.raises(InputError, match="onnxruntime-gpu"):
+        backends._onnx_session(Path("unused.onnx"), torch.device("cuda", 1), None)
 
 
 def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp_path, reference, monkeypatch):

@@ -143,19 +143,28 @@ class CompiledEncoder(nn.Module):
 
 
 class OnnxEncoder(nn.Module):
-    """The encoder exported to ONNX and run by ONNX Runtime (optionally int8-quantized); CPU or CUDA."""
+    """The encoder exported to ONNX and run by ONNX Runtime (optionally int8-quantized); CPU or CUDA.
+
+    It runs where the module is: ``.to("cuda:1")`` moves an empty anchor buffer, and the next call opens a
+    session with the CUDA provider on that GPU (CPU: the CPU provider only, whatever else is installed), so
+    ``module_device`` reports the device that really runs it."""
 
     def __init__(self, path: Path, config, int8: onnx_int8.Int8Report | None = None, threads: int | None = None):
         super().__init__()
         self.int8 = int8
-        ort = _onnxruntime()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.path = path
         self.config = config
+        self.threads = threads
+        self.register_buffer("anchor", torch.empty(0), persistent=False)
+        self._session, self._session_device = None, None
+
+    @property
+    def session(self):
+        """The ONNX Runtime session for the device the module is on (opened on first use there)."""
+        device = self.anchor.device
+        if self._session is None or self._session_device != device:
+            self._session, self._session_device = _onnx_session(self.path, device, self.threads), device
+        return self._session
 
     @classmethod
     def from_torch(
@@ -189,6 +198,26 @@ class OnnxEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return str(self.path) + (f", {self.int8.describe()}" if self.int8 else "")
+
+
+def _onnx_session(path: Path, device: torch.device, threads: int | None):
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if device.type == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise InputError(
+                f"backend='onnx' on {device} needs ONNX Runtime's CUDA provider (pip install onnxruntime-gpu); "
+                f"this one has {', '.join(ort.get_available_providers())}",
+                param="device",
+            )
+        providers = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
+    elif device.type == "cpu":
+        providers = ["CPUExecutionProvider"]
+    else:
+        raise InputError(f"backend='onnx' runs on CPU or CUDA, not {device}", param="device")
+    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 class _EncoderGraph(nn.Module):
