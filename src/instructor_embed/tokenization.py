@@ -13,6 +13,7 @@ last word merges with the text's first into tokens that the instruction's own co
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
 import weakref
@@ -90,6 +91,14 @@ class InstructionTokenizer:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._skip_cache: dict[str, int] = {}
         self._closing: int | None = None
+
+    def clone(self) -> InstructionTokenizer:
+        """An equal tokenizer with its own copy of the underlying tokenizer (so its own lock): one per worker
+        thread lets several threads tokenize at once instead of queueing on one lock."""
+        twin = InstructionTokenizer(copy.deepcopy(self.tokenizer), self.max_length, self.lowercase)
+        twin._skip_cache = dict(self._skip_cache)
+        twin._closing = self._closing
+        return twin
 
     def model_text(self, item: Item) -> str:
         """The exact string the encoder reads for an item."""

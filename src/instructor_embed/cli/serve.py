@@ -57,6 +57,35 @@ def add_parser(commands) -> None:
         help="how long an idle model waits for more requests' inputs before it runs; inputs that arrive while a "
         f"batch runs join the next one anyway (default: {defaults.max_wait_ms:g})",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help=f"open connections (and requests) at once; beyond, new ones get 503 (default: {defaults.max_connections})",
+    )
+    for name, help in [
+        ("request_timeout_s", "seconds from a request's admission to its answer; beyond: 503 timeout"),
+        ("body_timeout_s", "seconds for a request body to arrive; beyond: 408"),
+    ]:
+        flag = name.removesuffix("_s").replace("_", "-")
+        serve.add_argument(
+            f"--{flag}",
+            type=float,
+            default=getattr(defaults, name),
+            help=f"{help} (default: {getattr(defaults, name):g})",
+        )
+    serve.add_argument(
+        "--keep-alive",
+        type=int,
+        default=defaults.keep_alive_s,
+        help=f"seconds an idle keep-alive connection stays open (default: {defaults.keep_alive_s})",
+    )
+    serve.add_argument(
+        "--tokenizer-threads",
+        type=int,
+        default=defaults.tokenizer_threads,
+        help="threads that tokenize requests, each with its own tokenizer (default: up to 4, one per core)",
+    )
     serve.add_argument("--max-input-tokens", type=int, help="tokens per input (default: the model's max_seq_length)")
     serve.add_argument("--truncate", action="store_true", help="cut longer inputs instead of refusing them")
     serve.add_argument("--default-instruction", help="instruction for requests that give none (default: none)")
@@ -95,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         max_input_tokens=args.max_input_tokens,
         truncate=args.truncate,
         payload_limit=args.payload_limit,
+        max_connections=args.max_connections,
+        request_timeout_s=args.request_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_s=args.keep_alive,
+        tokenizer_threads=args.tokenizer_threads,
         default_instruction=args.default_instruction,
     )
     app = create_app(settings)
@@ -110,28 +144,40 @@ def run(args: argparse.Namespace) -> int:
         log_level="warning" if args.quiet else "info",
         access_log=False,  # our own log line per request carries the request id and timings
         timeout_graceful_shutdown=60,
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_connections,
     )
     server = uvicorn.Server(config)
     state = app.state.server
-    _stop_when_loading_fails(server, state)
+    _stop_when_it_cannot_serve(server, state)
     server.run()
     if state.load_error:
         raise ModelLoadFailed(state.load_error)
+    if state.failure:
+        raise ServerFailed(f"{state.failure}; exiting so that a supervisor restarts the server")
     return 0
 
 
-def _stop_when_loading_fails(server, state) -> None:
-    """A model that cannot load ends the server (after /health has said so) rather than leaving it up unusable."""
+def _stop_when_it_cannot_serve(server, state) -> None:
+    """A model that cannot load, or a batcher that died more often than it may restart, ends the server (after
+    /health has said so for a moment) rather than leaving it up unusable: a supervisor restarts it."""
     import threading
+    import time
 
     def watch() -> None:
-        while not state.ready.wait(0.2):
-            if state.load_error:
+        while not server.should_exit:
+            if state.failure:
+                time.sleep(1.0)  # let /health report it and in-flight answers go out
                 server.should_exit = True
                 return
+            time.sleep(0.2)
 
-    threading.Thread(target=watch, name="load-watch", daemon=True).start()
+    threading.Thread(target=watch, name="failure-watch", daemon=True).start()
 
 
 class ModelLoadFailed(InstructorEmbedError):
     """serve could not load a model."""
+
+
+class ServerFailed(InstructorEmbedError):
+    """serve stopped because it could no longer serve (a model's worker kept dying)."""

@@ -8,6 +8,25 @@ _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _TOKENS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
+# Every path the server answers; a metric's route label is one of these or "other", so no client can make a
+# new series by asking for a new URL.
+ROUTES = (
+    "/v1/embeddings",
+    "/embeddings",
+    "/embed",
+    "/v1/models",
+    "/models",
+    "/info",
+    "/health",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+)
+
+
+def route_label(path: str) -> str:
+    return path if path in ROUTES else "other"
+
 
 class Metrics:
     """Request counts and outcomes, durations of each stage, queue size, and what each batch held."""

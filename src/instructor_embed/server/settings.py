@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
@@ -53,6 +54,11 @@ class ServerSettings:
     max_input_tokens: int | None = None  # tokens per input (default: each model's max_seq_length)
     truncate: bool = False  # cut longer inputs to max_input_tokens instead of refusing them
     payload_limit: int = 16 * 1024 * 1024  # request body bytes
+    max_connections: int = 1024  # open connections and requests at once (uvicorn's limit_concurrency); beyond: 503
+    request_timeout_s: float = 120.0  # from admission to answer; beyond: 503 "timeout", the job dropped
+    body_timeout_s: float = 30.0  # the whole request body must arrive within this; beyond: 408
+    keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
+    tokenizer_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))  # each with its tokenizer
     default_instruction: str | None = None  # for requests that give none
 
     def spec(self, model: ServedModel) -> ModelSpec:
@@ -76,11 +82,17 @@ class ServerSettings:
             "max_concurrent_inputs",
             "max_client_batch",
             "payload_limit",
+            "tokenizer_threads",
+            "max_connections",
+            "keep_alive_s",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1", param=name)
         if self.max_input_tokens is not None and self.max_input_tokens < 1:
             raise InputError("--max-input-tokens must be at least 1", param="max_input_tokens")
+        for name in ("request_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"--{name.removesuffix('_s').replace('_', '-')} must be positive seconds", param=name)
         if self.max_wait_ms < 0:
             raise InputError("--max-wait-ms must not be negative", param="max_wait_ms")
         if self.max_client_batch > self.max_concurrent_inputs:
