@@ -13,9 +13,11 @@ from starlette.exceptions import HTTPException
 from ..errors import InputError
 from .batcher import BatcherDied, JobAbandoned
 from .metrics import Metrics, route_label
-from .schema import error_body
+from .schema import EmbeddingRequest, EmbedRequest, error_body
 
 logger = logging.getLogger("instructor_embed.server")
+
+_FIELDS = set(EmbeddingRequest.model_fields) | set(EmbedRequest.model_fields)
 
 
 class APIError(Exception):
@@ -68,10 +70,7 @@ def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         failed(request, "invalid_request")
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        location = [str(part) for part in first.get("loc", ()) if part != "body"]
-        param = location[0] + "".join(f"[{part}]" for part in location[1:]) if location else None
-        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        message, param = _invalid_body(exc.errors())
         return APIError(400, message, param=param).response()
 
     @app.exception_handler(HTTPException)
@@ -102,3 +101,19 @@ def add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         logger.exception("request %s failed", getattr(request.state, "request_id", "?"))
         message = f"internal error (request id {getattr(request.state, 'request_id', '?')}); see the server's log"
         return APIError(500, message, "server_error").response()
+
+
+def _invalid_body(errors) -> tuple[str, str | None]:
+    """A validation error as (message, param): ``input[3]``, not pydantic's ``body.input.list[str].3``."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    location = list(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        at = next((part for part in location if isinstance(part, int)), None)
+        where = f" at character {at}" if at is not None else ""
+        return f"the body is not valid JSON{where}: {first.get('ctx', {}).get('error', first['msg'])}", None
+    # Keep field names and list positions; drop "body" and the union branches pydantic names ("list[str]").
+    parts = [part for part in location[1:] if isinstance(part, int) or part in _FIELDS]
+    parts = [location[0]] + parts if location and location[0] != "body" else parts
+    names = [str(part) for part in parts]
+    param = names[0] + "".join(f"[{part}]" for part in names[1:]) if names else None
+    return (f"{param}: {first['msg']}" if param else str(first["msg"])), param

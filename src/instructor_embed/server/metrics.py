@@ -67,6 +67,9 @@ class Metrics:
             buckets=_SECONDS,
             registry=r,
         )
+        self.in_flight = Gauge(
+            "instructor_embed_inputs_in_flight", "Inputs admitted whose batch has not finished", registry=r
+        )
         self.queue_size = Gauge("instructor_embed_queue_size", "Inputs waiting for a batch", ["model"], registry=r)
         self.batch_size = Histogram(
             "instructor_embed_batch_size", "Inputs per forward pass", ["model"], buckets=_SIZES, registry=r

@@ -160,7 +160,9 @@ class ServerState:
                     headers={"Retry-After": "1"},
                 )
             self._in_flight += count
+            self.metrics.in_flight.set(self._in_flight)
 
     def release(self, count: int) -> None:
         with self._admission:
             self._in_flight -= count
+            self.metrics.in_flight.set(self._in_flight)
