@@ -43,22 +43,17 @@ class Backend:
 
     def embed(self, texts: list[str], instruction: str | None, **encode_options: Any) -> np.ndarray:
         """``(len(texts), dim)`` float32 vectors, each text with ``instruction`` (None: plain text).
-        ``encode_options`` are ``encode``'s; in remote mode only ``normalize_embeddings`` applies."""
+        ``encode_options`` are ``encode``'s; remote mode applies the post-processing ones the same way (see
+        :mod:`._remote`) and refuses the rest by name."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         if self.remote is not None:
-            vectors = np.asarray(self.remote.embed(texts, instruction), dtype=np.float32)
-            return _normalized(vectors) if encode_options.get("normalize_embeddings") else vectors
+            return self.remote.embed(texts, instruction, **encode_options)
         items = list(texts) if instruction is None else [[instruction, text] for text in texts]
         return self.model.encode(items, **encode_options)
 
     async def aembed(self, texts: list[str], instruction: str | None, **encode_options: Any) -> np.ndarray:
         """As :meth:`embed`, without blocking the event loop."""
         if self.remote is not None and texts:
-            vectors = np.asarray(await self.remote.aembed(texts, instruction), dtype=np.float32)
-            return _normalized(vectors) if encode_options.get("normalize_embeddings") else vectors
+            return await self.remote.aembed(texts, instruction, **encode_options)
         return await asyncio.to_thread(self.embed, texts, instruction, **encode_options)
-
-
-def _normalized(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
