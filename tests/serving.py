@@ -22,12 +22,12 @@ def free_port() -> int:
 class ServerProcess:
     """``serve`` in a subprocess; ``url`` once /health says ready."""
 
-    def __init__(self, args: list[str], log_path):
+    def __init__(self, args: list[str], log_path, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [sys.executable, "-m", "instructor_embed", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([*command, *args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
 

@@ -12,7 +12,7 @@ the window between two steps every time, in milliseconds, instead of by luck:
 Actions: ``raise`` (:class:`FaultInjected`, an ``OSError``), ``enospc`` (``OSError(ENOSPC)``, a full disk),
 ``kill`` (``SIGKILL`` to this process: no clean-up runs, as in a crash), ``stop`` (``SIGSTOP``: the process
 hangs where it is, holding what it holds, until a test continues or kills it). ``@n`` fires on the n-th pass (default
-the first); a point fires once. For tests only; an unarmed point costs one dict lookup.
+the first); a point fires once, or, with ``@n+``, on every pass from the n-th on. For tests only; an unarmed point costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _parse(value: str) -> dict[str, list]:
         action, _, count = rest.partition("@")
         if action not in ACTIONS:
             raise ValueError(f"{VARIABLE}: {entry!r}: the action must be one of {', '.join(ACTIONS)}")
-        armed[name] = [action, int(count or 1)]
+        armed[name] = [action, int(count.removesuffix("+") or 1), count.endswith("+")]
     return armed
 
 
@@ -55,7 +55,8 @@ def point(name: str) -> None:
     entry[1] -= 1
     if entry[1] > 0:
         return
-    del _ARMED[name]
+    if not entry[2]:
+        del _ARMED[name]
     action = entry[0]
     if action in ("kill", "stop"):
         os.kill(os.getpid(), signal.SIGKILL if action == "kill" else signal.SIGSTOP)
@@ -70,7 +71,7 @@ def armed(name: str, action: str = "raise", at: int = 1) -> Iterator[None]:
     """Arm ``name`` with ``action`` on its ``at``-th pass while the block runs (disarmed after, fired or not)."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
-    _ARMED[name] = [action, at]
+    _ARMED[name] = [action, at, False]
     try:
         yield
     finally:

@@ -220,3 +220,23 @@ def test_a_model_that_cannot_load_ends_serve_with_a_clear_error(tmp_path):
     finally:
         server.stop()
     assert "No model directory at" in server.output() and "Traceback" not in server.output()
+
+
+def test_a_batcher_that_keeps_dying_ends_serve_non_zero_for_its_supervisor(tmp_path, tiny_t5_dir):
+    """Every batch kills the model's worker: each request gets 503 at once (never a hang), the worker restarts
+    three times, then /health says why and serve exits 2 (the CLI's error status), so systemd or Kubernetes restarts it."""
+    from serving import ServerProcess
+
+    faults = {"INSTRUCTOR_EMBED_FAULTS": "batcher.batch=raise@1+"}
+    server = ServerProcess(["--model", f"t5={tiny_t5_dir}", "--device", "cpu"], tmp_path / "serve.log", env=faults)
+    try:
+        server.wait_ready()
+        for _ in range(4):
+            answer = httpx.post(f"{server.url}/v1/embeddings", json={"input": "x"}, timeout=30)
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "batcher_died"
+        health = httpx.get(f"{server.url}/health", timeout=5)
+        assert health.status_code == 503 and "not restarted" in health.json()["error"]
+        assert server.process.wait(timeout=60) == 2
+    finally:
+        server.stop()
+    assert "exiting so that a supervisor restarts the server" in server.output()
