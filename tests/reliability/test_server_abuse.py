@@ -136,6 +136,18 @@ def test_the_server_still_serves_the_library_vectors_after_the_malformed_request
     assert_serves_the_library_vectors(server, minilm_model)
 
 
+def test_one_keep_alive_connection_survives_every_malformed_request(server, minilm_model):
+    """Defect: an unpaired surrogate was a 500, and the next request on the same connection was reset."""
+    expected = minilm_model.encode(TEXTS[:1])
+    with httpx.Client(base_url=server.url, headers={**AUTH, "content-type": "application/json"}) as client:
+        for body in (b'{"input": "\\ud800 unpaired"}', b'{"input": [1, 2]}', b'{"input": "ok"', b"\xff\xfe"):
+            refused = client.post("/v1/embeddings", content=body)
+            assert refused.status_code == 400, refused.text
+            answer = client.post("/v1/embeddings", json={"input": TEXTS[0], "encoding_format": "float"})
+            assert answer.status_code == 200
+            assert np.abs(np.array(answer.json()["data"][0]["embedding"]) - expected[0]).max() <= 1e-6
+
+
 def test_a_chunked_body_over_the_payload_limit_is_a_413(server):
     def chunks():
         yield b'{"input": "'
