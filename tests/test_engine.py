@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from instructor_embed import InputError, Item, quantization_ranges
+from instructor_embed.batching import batch_overhead
 from instructor_embed.encode import plan_batches, postprocess
 from instructor_embed.tokenization import InstructionTokenizer, Tokenized
 
@@ -27,7 +28,7 @@ def test_steps_by_hand_give_what_encode_gives(tiny_model):
     assert tokenized.token_counts[2] > tokenized.token_counts[0]  # the long text
     expected = tiny_model.encode([[i.instruction, i.text] if i.instruction else i.text for i in ITEMS], batch_size=2)
     result = np.zeros_like(expected)
-    for batch in plan_batches(tokenized.token_counts, batch_size=2):
+    for batch in plan_batches(tokenized.token_counts, 2, None, batch_overhead("cpu")):  # the engine's own plan
         result[batch] = engine.forward(tokenized.take(batch))["sentence_embedding"].numpy()
     np.testing.assert_array_equal(result, expected)
     np.testing.assert_array_equal(engine.run(tokenized, batch_size=2).numpy(), expected)
@@ -46,8 +47,10 @@ def test_token_counts_are_what_the_encoder_reads(tiny_model):
 
 def test_run_reports_each_batch(tiny_model):
     done = []
-    tiny_model.engine.run(tiny_model.engine.tokenize(ITEMS * 3), batch_size=5, on_batch=done.append)
-    assert done == [5, 5, 2]
+    tokenized = tiny_model.engine.tokenize(ITEMS * 3)
+    tiny_model.engine.run(tokenized, batch_size=5, on_batch=done.append)
+    plan = plan_batches(tokenized.token_counts, 5, None, batch_overhead("cpu"))
+    assert done == [len(batch) for batch in plan] and sum(done) == 12
 
 
 def test_threads_get_exactly_the_single_threaded_vectors(tiny_model):

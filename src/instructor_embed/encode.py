@@ -2,7 +2,7 @@
 server's batcher or a bulk job that drive the steps themselves.
 
     engine.tokenize(items)              → Tokenized: token ids, instruction skips, token counts per item
-    plan_batches(token_counts, ...)     → item indices per batch, longest first, within item/token budgets
+    plan_batches(token_counts, ...)     → item indices per batch (padding-aware, see batching.py), longest first
     engine.forward(tokenized.take(b))   → the model's outputs for one batch (``sentence_embedding`` (B, D), ...)
     engine.run(tokenized, ...)          → all of the above, each batch scattered to its input positions
     postprocess(embeddings, ...)        → truncated, normalised and/or quantized vectors
@@ -22,31 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .batching import batch_overhead, plan_batches
 from .errors import InputError
 from .quantization import quantize_embeddings
 from .tokenization import InstructionTokenizer, Item, Tokenized
 
 Features = dict[str, torch.Tensor]
 INTEGER_PRECISIONS = ("int8", "uint8")
-
-
-def plan_batches(lengths: list[int], batch_size: int, max_batch_tokens: int | None = None) -> list[list[int]]:
-    """Item indices per batch, longest first: similar lengths share a batch, so little is padding,
-    and the largest batch runs first, so an out-of-memory error shows at once.
-    A batch holds at most ``batch_size`` items and, if set, ``max_batch_tokens`` tokens with padding."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True):
-        full = len(current) == batch_size or (
-            max_batch_tokens is not None and current and (len(current) + 1) * lengths[current[0]] > max_batch_tokens
-        )
-        if full:
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def module_device(model: nn.Module) -> torch.device:
@@ -103,7 +85,8 @@ class Engine:
         ``"sentence_embedding"``, else one output per item (see ``INSTRUCTOR.encode``). Each batch's sentence
         embeddings go to their rows of the result as soon as the batch is done, so the model's device holds
         one batch at a time. ``on_batch(n)`` is called after each batch with its number of items."""
-        batches = plan_batches(tokenized.token_counts, batch_size, max_batch_tokens)
+        overhead = batch_overhead(self.device.type)
+        batches = plan_batches(tokenized.token_counts, batch_size, max_batch_tokens, overhead)
         if output_value == "sentence_embedding":
             result = torch.empty((len(tokenized), self.dimension), dtype=torch.float32, device=output_device)
         else:

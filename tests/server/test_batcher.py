@@ -155,7 +155,7 @@ def test_a_small_request_joins_the_next_batch_of_a_large_one(make):
     assert large.future.result(10)[:, 0].tolist() == list(range(1000, 1100))
 
 
-def test_waiting_jobs_share_a_batch_fairly(make):
+def test_every_waiting_job_is_served_within_as_many_batches_as_jobs(make):
     engine = FakeEngine(hold=True)
     batcher = make(engine, max_batch_size=9)
     blocker = batcher.submit(tokenized(1))
@@ -165,16 +165,37 @@ def test_waiting_jobs_share_a_batch_fairly(make):
     engine.go.release()
     for job in (blocker, *jobs):
         job.future.result(10)
-    shares = [sum(start <= i < start + 20 for i in engine.batches[1]) for start in (100, 200, 300)]
-    assert shares == [3, 3, 3]
+    next_three = [i for batch in engine.batches[1:4] for i in batch]
+    assert all(any(start <= i < start + 20 for i in next_three) for start in (100, 200, 300))
 
 
-def test_one_job_is_batched_exactly_as_plan_batches():
+def test_a_mixed_round_runs_as_length_homogeneous_batches(make):
+    """Many one-input requests of mixed lengths: the padding-aware plan splits them by length."""
+    engine = FakeEngine(hold=True)
+    batcher = make(engine, overhead=8)
+    blocker = batcher.submit(tokenized(1))
+    assert engine.started.acquire(timeout=10)
+    jobs = [batcher.submit(tokenized(1000 + i, length=4 if i % 2 else 120)) for i in range(40)]
+    engine.hold = False
+    engine.go.release()
+    for job in (blocker, *jobs):
+        job.future.result(10)
+    rounds = engine.batches[1:]
+    assert len(rounds) == 2 and {len(batch) for batch in rounds} == {20}  # the short ones apart from the long
+    metrics = batcher.metrics.render().decode()
+    assert "instructor_embed_batch_padded_tokens_total" in metrics and "instructor_embed_batch_real_tokens" in metrics
+
+
+@pytest.mark.parametrize("overhead", [None, 16])
+def test_one_job_is_batched_exactly_as_plan_batches(overhead):
     lengths = [5, 17, 3, 3, 40, 9, 9, 12, 1, 30] * 7
     engine = FakeEngine()
-    batcher = Batcher(engine, "fake", Metrics(), max_batch_tokens=200, max_batch_size=16, max_wait_ms=0)
+    batcher = Batcher(
+        engine, "fake", Metrics(), max_batch_tokens=200, max_batch_size=16, max_wait_ms=0, overhead=overhead
+    )
     batcher.start()
     ids = [[i] + [1] * (n - 1) for i, n in enumerate(lengths)]
     batcher.submit(Tokenized(ids, [0] * len(ids))).future.result(10)
     batcher.stop()
-    assert engine.batches == plan_batches(lengths, 16, 200)
+    as_sets = sorted(sorted(batch) for batch in engine.batches)
+    assert as_sets == sorted(sorted(batch) for batch in plan_batches(lengths, 16, 200, overhead))

@@ -1,12 +1,13 @@
 """Dynamic batching, supervised: the inputs of concurrent requests share token-budgeted forward passes on one
 worker thread, fairly, and a failure reaches only the requests it concerns.
 
-A request's inputs, already tokenized, become a :class:`Job`. The worker builds one batch at a time from every
-job waiting: the jobs take turns, each adding its longest remaining input while the batch stays within
-``max_batch_size`` inputs and ``max_batch_tokens`` tokens with padding. So a one-input request that arrives while
-a 2,048-input request runs joins the very next batch instead of waiting for the whole large job; with one job
-waiting the batches are exactly ``plan_batches``'s. An idle model waits at most ``max_wait_ms`` after a first job
-for others to join. Vectors are ``INSTRUCTOR.encode``'s for the same items (same steps, same masking).
+A request's inputs, already tokenized, become a :class:`Job`. The worker runs one batch at a time: it plans
+the inputs of every waiting job with the engine's padding-aware :func:`~instructor_embed.batching.plan_batches`
+(within ``max_batch_size`` inputs and ``max_batch_tokens`` padded tokens; replanned when jobs come or go) and runs
+the planned batch that holds the longest remaining input of the job served least recently. So a mixed round runs
+as a few length-homogeneous batches, and a one-input request that arrives while a 2,048-input request runs gets
+into the very next batch instead of waiting for the whole large job; with one job waiting the batches are exactly
+``plan_batches``'s. An idle model waits at most ``max_wait_ms`` after a first job for others to join. Vectors are ``INSTRUCTOR.encode``'s for the same items (same steps, same masking).
 
 Failures: a batch that raises fails the jobs with inputs in it, and only those. A job abandoned by its client or
 past its deadline is dropped before its next batch. If the worker thread itself dies, every waiting job fails at
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import faults
+from ..batching import plan_batches
 from ..encode import Engine
 from ..tokenization import Tokenized
 from .metrics import Metrics
@@ -53,6 +55,7 @@ class Job:
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.perf_counter)
     abandoned: str | None = None  # why the job is to be dropped; set by abandon() from any thread
+    served_at: float = field(default=0.0, init=False)  # when a batch last took inputs of it (0: never)
     pending: list[int] = field(init=False)  # inputs not yet run, longest first
     result: torch.Tensor | None = field(default=None, init=False)
 
@@ -92,16 +95,20 @@ class Batcher:
         max_wait_ms: float,
         max_restarts: int = 3,
         restart_window_s: float = 300.0,
+        overhead: float | None = None,
     ):
         self.engine, self.name, self.metrics = engine, name, metrics
         self.max_batch_tokens, self.max_batch_size, self.max_wait = max_batch_tokens, max_batch_size, max_wait_ms / 1000
         self.max_restarts, self.restart_window = max_restarts, restart_window_s
+        self.overhead = overhead  # token-equivalents of one forward pass (batching.batch_overhead)
         self._queue: deque[Job] = deque()
         self._condition = threading.Condition()
         self._running = False
         self._deaths: list[float] = []
         self._down: str | None = None
         self._thread: threading.Thread | None = None
+        self._plan: list[list[tuple[Job, int]]] = []  # the remaining batches planned for the jobs in _planned_for
+        self._planned_for: tuple[int, ...] = ()
 
     @property
     def down(self) -> str | None:
@@ -184,27 +191,29 @@ class Batcher:
         return tokens >= self.max_batch_tokens or inputs >= self.max_batch_size
 
     def _share(self) -> list[tuple[Job, list[int]]]:
-        """Fill one batch, the waiting jobs taking turns, each adding its longest remaining input that fits."""
-        taken = {job: 0 for job in self._queue}
-        size = width = 0
-        added = True
-        while added and size < self.max_batch_size:
-            added = False
-            for job in self._queue:
-                position = taken[job]
-                if size == self.max_batch_size or position == len(job.pending):
-                    continue
-                length = len(job.tokenized.ids[job.pending[position]])
-                if size and (size + 1) * max(width, length) > self.max_batch_tokens:
-                    continue
-                taken[job], size, width, added = position + 1, size + 1, max(width, length), True
-        batch = []
-        for job, count in taken.items():
-            if count:
-                batch.append((job, job.pending[:count]))
-                del job.pending[:count]
-        self.metrics.queue_size.labels(self.name).dec(size)
-        return batch
+        """The next batch: the padding-aware plan over every waiting input, and of its batches the one holding
+        the longest remaining input of the job served least recently, so every job moves within a few batches."""
+        jobs = [job for job in self._queue if job.pending]
+        key = tuple(map(id, jobs))
+        if key != self._planned_for or not self._plan:
+            pool = [(job, row) for job in jobs for row in job.pending]
+            lengths = [len(job.tokenized.ids[row]) for job, row in pool]
+            plan = plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, self.overhead)
+            self._plan, self._planned_for = [[pool[i] for i in batch] for batch in plan], key
+        starved = min(jobs, key=lambda job: job.served_at)
+        wanted = (starved, starved.pending[0])
+        chosen = next(number for number, batch in enumerate(self._plan) if wanted in batch)
+        entries = self._plan.pop(chosen)
+        by_job: dict[Job, list[int]] = {}
+        for job, row in entries:
+            by_job.setdefault(job, []).append(row)
+        now = time.perf_counter()
+        for job, rows in by_job.items():
+            taken = set(rows)
+            job.pending = [row for row in job.pending if row not in taken]
+            job.served_at = now
+        self.metrics.queue_size.labels(self.name).dec(len(entries))
+        return list(by_job.items())
 
     def _run(self, batch: list[tuple[Job, list[int]]]) -> None:
         started = time.perf_counter()
@@ -228,7 +237,10 @@ class Batcher:
                 self._finish(job)
         self.metrics.inference_seconds.labels(self.name).observe(time.perf_counter() - started)
         self.metrics.batch_size.labels(self.name).observe(len(combined))
-        self.metrics.batch_tokens.labels(self.name).observe(len(combined) * max(combined.token_counts))
+        padded = len(combined) * max(combined.token_counts)
+        self.metrics.batch_tokens.labels(self.name).observe(padded)
+        self.metrics.padded_tokens.labels(self.name).inc(padded)
+        self.metrics.real_tokens.labels(self.name).inc(sum(combined.token_counts))
         self.metrics.batch_requests.labels(self.name).observe(len(batch))
 
     def _finish(self, job: Job, error: BaseException | None = None) -> None:

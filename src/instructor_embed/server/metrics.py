@@ -81,6 +81,15 @@ class Metrics:
             buckets=_TOKENS,
             registry=r,
         )
+        self.real_tokens = Counter(
+            "instructor_embed_batch_real_tokens",
+            "Tokens of the inputs run (without padding); padded / real is the padding ratio",
+            ["model"],
+            registry=r,
+        )
+        self.padded_tokens = Counter(
+            "instructor_embed_batch_padded_tokens", "Tokens run, padding included", ["model"], registry=r
+        )
         self.batch_requests = Histogram(
             "instructor_embed_batch_requests",
             "Requests whose inputs shared a forward pass",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..batching import batch_overhead
 from ..errors import InputError
 from ..model import INSTRUCTOR
 from ..tokenization import InstructionTokenizer, Item, Tokenized
@@ -71,6 +72,10 @@ class ServerState:
 
     def load_all(self) -> None:
         settings = self.settings
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)  # process-wide, as torch has it
         try:
             for spec in settings.models:
                 model = self.load(spec)
@@ -81,6 +86,7 @@ class ServerState:
                     max_batch_tokens=settings.batch_tokens(model.device.type),
                     max_batch_size=settings.max_batch_size,
                     max_wait_ms=settings.max_wait_ms,
+                    overhead=batch_overhead(model.device.type),
                 )
                 limit = min(settings.max_input_tokens or model.max_seq_length, model.max_seq_length)
                 tokenizers: queue.SimpleQueue = queue.SimpleQueue()
