@@ -81,6 +81,9 @@ def add_parser(commands) -> None:
         help=f"seconds an idle keep-alive connection stays open (default: {defaults.keep_alive_s})",
     )
     serve.add_argument(
+        "--threads", type=int, help="torch threads for the models' matrix products (default: torch's, all cores)"
+    )
+    serve.add_argument(
         "--tokenizer-threads",
         type=int,
         default=defaults.tokenizer_threads,
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         body_timeout_s=args.body_timeout,
         keep_alive_s=args.keep_alive,
         tokenizer_threads=args.tokenizer_threads,
+        threads=args.threads,
         default_instruction=args.default_instruction,
     )
     app = create_app(settings)

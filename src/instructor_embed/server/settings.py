@@ -58,6 +58,7 @@ class ServerSettings:
     request_timeout_s: float = 120.0  # from admission to answer; beyond: 503 "timeout", the job dropped
     body_timeout_s: float = 30.0  # the whole request body must arrive within this; beyond: 408
     keep_alive_s: int = 5  # an idle keep-alive connection is closed after this (uvicorn's timeout_keep_alive)
+    threads: int | None = None  # torch intra-op threads for the models (None: torch's default, all cores)
     tokenizer_threads: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))  # each with its tokenizer
     default_instruction: str | None = None  # for requests that give none
 
@@ -83,6 +84,7 @@ class ServerSettings:
             "max_client_batch",
             "payload_limit",
             "tokenizer_threads",
+            "threads",
             "max_connections",
             "keep_alive_s",
         ):
