@@ -21,19 +21,20 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not long"
 
 # The quick loop: everything but the tests marked slow.
 quick-test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not long"
 
 # The long fuzzers and fault injection (tests/reliability): a random hypothesis seed (printed; rerun one with
 # FUZZ_SEED=N), many more examples, 20+ seeded SIGKILLs per component; bounded to 20 minutes.
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: $(STAMP)
 	@echo "hypothesis seed: $(FUZZ_SEED)"
-	INSTRUCTOR_EMBED_FUZZ=long timeout 1200 $(BIN)/python -m pytest tests/reliability \
+	INSTRUCTOR_EMBED_FUZZ=long timeout 1800 $(BIN)/python -m pytest tests/reliability \
 		--hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics -s --durations=15
+	$(BIN)/python -m pytest -m long --durations=5
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests tools examples

@@ -287,6 +287,7 @@ def test_model_labels_are_distinct():
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 5,000 passages: 100 s; retrieval specs are scored in test_spec_tasks_are_scored_by_mteb
 def test_msmarco_sample_is_a_local_retrieval_task(minilm_dir, tmp_path):
     data_dir = shared_path("data")
     results = _evaluate([minilm_dir], ["MSMARCO-sample"], tmp_path, instructions="none", data_dir=str(data_dir))
