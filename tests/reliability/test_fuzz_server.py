@@ -50,15 +50,37 @@ def _options() -> dict:
 
 @pytest.fixture(scope="module")
 def asgi_schema(tiny_t5_dir, tmp_path_factory):
+    from fastapi.testclient import TestClient
+
     from instructor_embed import INSTRUCTOR
     from instructor_embed.server.app import create_app
     from instructor_embed.server.settings import ServedModel, ServerSettings
 
     settings_ = ServerSettings(models=(ServedModel("t5", str(tiny_t5_dir)),), **_options())
     app = create_app(settings_, load=lambda spec: INSTRUCTOR(spec.path, device="cpu"))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app's lifespan
-    assert app.state.server.ready.wait(120), app.state.server.load_error
-    return schema
+    # The app's lifespan runs here, and ends with this module: schemathesis would keep an app's lifespan alive
+    # for the rest of the process, and with it the batcher, the tokenizing threads and the GIL switch interval,
+    # after which in-process loads of the tiny T5 in later tests failed ("missing encoder.embed_tokens.weight").
+    with TestClient(app):
+        assert app.state.server.ready.wait(120), app.state.server.load_error
+        yield schemathesis.openapi.from_asgi("/openapi.json", _RequestsOnly(app))
+
+
+class _RequestsOnly:
+    """The app for HTTP scopes; its lifespan is the fixture's, so schemathesis's start-up is answered here."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            kind = message["type"].removeprefix("lifespan.")
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
 
 
 @pytest.fixture(scope="module")
