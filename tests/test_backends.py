@@ -37,6 +37,15 @@ def test_bfloat16_encoder(tiny_t5_dir, reference):
     assert cosines(out, reference).min() >= 0.999
 
 
+def test_float16_keeps_the_modules_transformers_keeps_in_float32(tiny_t5_dir, reference):
+    """Defect: .to(float16) cast T5's feed-forward output (wo) too, whose activations overflow float16."""
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="float16")
+    dtypes = {name: p.dtype for name, p in model.transformer.auto_model.named_parameters()}
+    assert {d for n, d in dtypes.items() if n.endswith("wo.weight")} == {torch.float32}
+    assert {d for n, d in dtypes.items() if n.endswith(("wi.weight", "q.weight"))} == {torch.float16}
+    assert cosines(model.encode(ITEMS), reference).min() >= 0.999
+
+
 def test_onnx_float32_matches_torch(tiny_t5_dir, tmp_path, reference):
     pytest.importorskip("onnxruntime")
     model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path)

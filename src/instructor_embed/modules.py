@@ -96,7 +96,11 @@ class Transformer(nn.Module):
         window = TokenizerSettings.load(directory, max_seq_length)
         try:
             model_class = _encoder_class(window.config.model_type) or AutoModel
-            auto_model, info = model_class.from_pretrained(directory, config=window.config, output_loading_info=True)
+            # Loading in the target dtype (not .to(dtype) afterwards) keeps the modules transformers keeps in
+            # float32 for float16 (T5's feed-forward output "wo", whose activations overflow fp16).
+            auto_model, info = model_class.from_pretrained(
+                directory, config=window.config, output_loading_info=True, dtype=runtime.dtype
+            )
         except CheckpointError:
             raise
         except Exception as exc:  # transformers raises OSError, ValueError, SafetensorError, ... for bad files
@@ -107,7 +111,7 @@ class Transformer(nn.Module):
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
         _check_finite(auto_model, directory)
         tokenizer = window.tokenizer
-        auto_model = prepare_encoder(auto_model.to(runtime.dtype).eval(), runtime, directory, cache_dir, tokenizer)
+        auto_model = prepare_encoder(auto_model.eval(), runtime, directory, cache_dir, tokenizer)
         tokenizer_files = {
             name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
         }
