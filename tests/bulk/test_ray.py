@@ -50,21 +50,40 @@ def test_map_batches_gives_the_librarys_vectors(tiny_t5_dir, tiny_model, tmp_pat
     assert np.abs(np.array([row["embedding"] for row in out]) - expected).max() <= 1e-6
 
 
-def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path):
-    """encode's resumable job with its forward passes on a Ray actor pool: the same rows and vectors as the local
-    engine; after an interruption (the manifest cut back to its first shard, as a kill would leave it) a re-run
-    on Ray does the rest."""
+def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path, monkeypatch):
+    """encode's resumable job with its forward passes on a Ray actor pool: the same rows, vectors and token counts
+    as the local engine (the workers count the tokens; the driver does not tokenize again); the next shard goes to
+    the workers before the current one is collected and written; after an interruption (the manifest cut back to
+    its first shard, as a kill would leave it) a re-run on Ray does the rest."""
     import json
 
     from test_job import read_output, run_job, write_input
 
-    write_input(tmp_path / "in.jsonl", 60)
-    run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "local", shard_rows=30)
+    from instructor_embed.bulk import job
+
+    events = []
+    begin, finish = job._Runner.begin, job._Runner.finish
+    monkeypatch.setattr(
+        job._Runner, "begin", lambda self, rows, *a: events.append(("begin", rows[0][0])) or begin(self, rows, *a)
+    )
+    monkeypatch.setattr(
+        job._Runner, "finish", lambda self, p, *a: events.append(("finish", p.rows)) or finish(self, p, *a)
+    )
+    write_input(tmp_path / "in.jsonl", 70)
+    local_summary = run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "local", shard_rows=30)
+    assert [kind for kind, _ in events] == ["begin", "finish"] * 3
+    events.clear()
+    tokenize = job.InstructionTokenizer.tokenize
+    monkeypatch.setattr(
+        job.InstructionTokenizer, "tokenize", lambda *a, **k: events.append(("tokenize",)) or tokenize(*a, **k)
+    )
     try:
         summary = run_job(
             tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "ray", shard_rows=30, engine="ray", num_workers=1
         )
-        assert (summary.rows, summary.shards) == (60, 2)
+        assert (summary.rows, summary.shards) == (70, 3)
+        assert [kind for kind, *_ in events] == ["begin", "begin", "finish", "begin", "finish", "finish"]
+        assert summary.tokens == local_summary.tokens > 0
         manifest_path = tmp_path / "ray" / "_manifest.json"
         manifest = json.loads(manifest_path.read_text())
         manifest_path.write_text(json.dumps({**manifest, "shards": manifest["shards"][:1], "complete": False}))
@@ -73,7 +92,7 @@ def test_the_ray_engine_equals_the_local_one_and_resumes(tiny_t5_dir, tmp_path):
         )
     finally:
         ray.shutdown()
-    assert resumed.embedded_now == 30
+    assert resumed.embedded_now == 40
     local_ids, local = read_output(tmp_path / "local")
     ray_ids, on_ray = read_output(tmp_path / "ray")
     assert ray_ids == local_ids and np.abs(on_ray - local).max() <= 1e-6

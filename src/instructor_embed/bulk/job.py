@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -152,25 +153,36 @@ def _run(config: JobConfig, folder: JobFolder, source: Path, scan: _Scan, runner
     committed = manifest["shards"][-1]["end"] if manifest["shards"] else 0
     embedded_now, tokens = 0, 0
     progress = _progress(config, scan.valid, committed)
+
+    def commit(start: int, rows: list[tuple], pending: _Pending) -> None:
+        """Collect a shard's vectors, write it, and record it in the manifest."""
+        nonlocal embedded_now, tokens
+        vectors, count, chunks = runner.finish(pending, config, progress)
+        name = shard_name(len(manifest["shards"]))
+        with _writing(folder, manifest, name):
+            folder.write_shard(name, _table(rows, vectors, scan, start, chunks))
+        digest = _file_digest(folder.path / name)
+        manifest["shards"].append({"file": name, "start": start, "end": start + len(rows), "sha256": digest})
+        manifest["complete"] = start + len(rows) == scan.valid
+        try:
+            with _writing(folder, manifest, MANIFEST):
+                folder.write_manifest(manifest)
+        except OutputError:
+            manifest["shards"].pop()
+            raise
+        embedded_now, tokens = embedded_now + len(rows), tokens + count
+        progress.set_postfix(
+            tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}", shards=len(manifest["shards"])
+        )
+
+    ahead: deque = deque()  # (start, rows, pending) of the shards handed to the runner, oldest first
     try:
         for start, rows in _pending_shards(source, config, scan, committed):
-            vectors, count, chunks = runner.embed(rows, config, progress)
-            name = shard_name(len(manifest["shards"]))
-            with _writing(folder, manifest, name):
-                folder.write_shard(name, _table(rows, vectors, scan, start, chunks))
-            digest = _file_digest(folder.path / name)
-            manifest["shards"].append({"file": name, "start": start, "end": start + len(rows), "sha256": digest})
-            manifest["complete"] = start + len(rows) == scan.valid
-            try:
-                with _writing(folder, manifest, MANIFEST):
-                    folder.write_manifest(manifest)
-            except OutputError:
-                manifest["shards"].pop()
-                raise
-            embedded_now, tokens = embedded_now + len(rows), tokens + count
-            progress.set_postfix(
-                tokens_per_s=f"{tokens / (time.perf_counter() - started):.0f}", shards=len(manifest["shards"])
-            )
+            ahead.append((start, rows, runner.begin(rows, config)))
+            if len(ahead) > runner.lookahead:
+                commit(*ahead.popleft())
+        while ahead:
+            commit(*ahead.popleft())
     except KeyboardInterrupt:
         raise JobInterrupted(_interrupted(folder, manifest)) from None
     finally:
@@ -187,6 +199,16 @@ def _run(config: JobConfig, folder: JobFolder, source: Path, scan: _Scan, runner
         time.perf_counter() - started,
         tokens,
     )
+
+
+@dataclass
+class _Pending:
+    """A shard being embedded: its row count, the items run (rows or chunks), and its parts on the workers."""
+
+    rows: int
+    items: list[Item]
+    chunks: list[Chunk] | None
+    parts: int
 
 
 class _Runner:
@@ -209,26 +231,37 @@ class _Runner:
             self.dimension = self.model.get_sentence_embedding_dimension()
         self.fingerprint = spec.fingerprint()
 
-    def embed(self, rows: list[tuple], config: JobConfig, progress) -> tuple[np.ndarray, int, list[Chunk] | None]:
-        """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, its chunks."""
+    @property
+    def lookahead(self) -> int:
+        """Shards handed to the workers before the oldest is written: Ray's actors embed the next shard while this
+        process collects and writes the current one; in-process, the model is this process."""
+        return 1 if self.pool is not None else 0
+
+    def begin(self, rows: list[tuple], config: JobConfig) -> _Pending:
+        """Start embedding a shard: its items (or chunks), queued on the Ray workers when there are any."""
         items = [_item(row, config) for row in rows]
         chunks = None if config.long_text == "truncate" else split_long(items, self.tokenizer, config.chunk_overlap)
         embedded = items if chunks is None else [chunk.item for chunk in chunks]
+        parts = self.pool.submit(embedded) if self.pool is not None else 0
+        return _Pending(len(rows), embedded, chunks, parts)
+
+    def finish(self, pending: _Pending, config: JobConfig, progress) -> tuple[np.ndarray, int, list[Chunk] | None]:
+        """The shard's vectors (one per row, or per chunk with ``long_text="chunk"``), its tokens, its chunks."""
+        chunks = pending.chunks
         done = progress.update if chunks is None else None  # progress counts rows; chunks would overshoot
         if self.pool is not None:
-            vectors = self.pool.embed(embedded, on_part=done)
-            count = sum(self.tokenizer.tokenize(embedded).token_counts)
+            vectors, count = self.pool.collect(pending.parts, on_part=done)
         else:
             engine = self.model.engine
-            tokenized = engine.tokenize(embedded)
+            tokenized = engine.tokenize(pending.items)
             count = sum(tokenized.token_counts)
             vectors = engine.run(
                 tokenized, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens, on_batch=done
             )
         if chunks is not None:
-            progress.update(len(rows))
+            progress.update(pending.rows)
         if config.long_text == "mean":
-            vectors, chunks = mean_of_chunks(chunks, vectors, len(rows)), None
+            vectors, chunks = mean_of_chunks(chunks, vectors, pending.rows), None
         vectors = postprocess(vectors, truncate_dim=config.spec.truncate_dim, normalize=config.normalize)
         return vectors.numpy(), count, chunks
 

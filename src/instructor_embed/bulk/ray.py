@@ -90,6 +90,11 @@ class InstructorBatchEmbedder:
         return self.model.transformer.runtime.identity(), self.model.get_sentence_embedding_dimension()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        vectors, _ = self.embed_batch(batch)
+        return {**batch, self.output_field: vectors}
+
+    def embed_batch(self, batch: dict[str, Any]) -> tuple[np.ndarray, int]:
+        """The batch's vectors (float32, one row per text) and the tokens they took, padding left out."""
         if self.text_field not in batch:
             raise InputError(f"the batch has no {self.text_field!r} column (has {sorted(batch)})", param="text_field")
         texts = list(batch[self.text_field])
@@ -104,9 +109,10 @@ class InstructorBatchEmbedder:
                 )
             items.append(Item(resolve_instruction(instruction, self.instruction), text))
         engine = self.model.engine
-        vectors = engine.run(engine.tokenize(items), batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
+        tokenized = engine.tokenize(items)
+        vectors = engine.run(tokenized, batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens)
         vectors = postprocess(vectors, truncate_dim=self.truncate_dim, normalize=self.normalize)
-        return {**batch, self.output_field: vectors.numpy().astype(np.float32)}
+        return vectors.numpy().astype(np.float32), sum(tokenized.token_counts)
 
 
 def start_ray(config) -> None:
@@ -156,24 +162,34 @@ class ActorPoolEngine:
             raise InputError(f"the Ray workers run the model differently: {described}; give dtype explicitly")
         return described[0]
 
-    def embed(self, items: list[Item], on_part=None) -> torch.Tensor:
-        """The items' vectors in input order (``on_part(rows)`` after each part comes back)."""
-        import torch
-
-        part = max(self._batch_size, -(-len(items) // (4 * len(self.actors))))  # about 4 parts per worker
-        parts = [
-            {
+    def submit(self, items: list[Item]) -> int:
+        """Queue the items on the workers, in about 4 parts per worker; returns the number of parts, for
+        :meth:`collect`. Several submissions may be in flight: they come back in the order they were made."""
+        part = max(self._batch_size, -(-len(items) // (4 * len(self.actors))))
+        starts = range(0, len(items), part)
+        for start in starts:
+            batch = {
                 "text": np.array([item.text for item in items[start : start + part]], dtype=object),
                 "instruction": np.array([item.instruction for item in items[start : start + part]], dtype=object),
             }
-            for start in range(0, len(items), part)
-        ]
-        vectors = []
-        for result in self.pool.map(lambda actor, batch: actor.__call__.remote(batch), parts):
-            vectors.append(result["embedding"])
+            self.pool.submit(lambda actor, value: actor.embed_batch.remote(value), batch)
+        return len(starts)
+
+    def collect(self, parts: int, on_part=None) -> tuple[torch.Tensor, int]:
+        """The vectors, in input order, and the tokens of the oldest submission's ``parts`` parts
+        (``on_part(rows)`` after each part comes back)."""
+        import torch
+
+        vectors, tokens = [], 0
+        for _ in range(parts):
+            part, count = self.pool.get_next()
+            vectors.append(part)
+            tokens += count
             if on_part:
-                on_part(len(result["embedding"]))
-        return torch.from_numpy(np.concatenate(vectors).astype(np.float32, copy=False))
+                on_part(len(part))
+        if not vectors:
+            return torch.zeros((0, self.describe()[1])), 0
+        return torch.from_numpy(np.concatenate(vectors).astype(np.float32, copy=False)), tokens
 
     def close(self) -> None:
         for actor in self.actors:
