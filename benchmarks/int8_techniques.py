@@ -31,7 +31,7 @@ from onnxruntime.quantization import (
 )
 from scipy.stats import spearmanr
 
-from instructor_embed import INSTRUCTOR
+from instructor_embed import INSTRUCTOR, onnx_int8
 from instructor_embed.backends import OnnxEncoder
 from instructor_embed.hardware import detect
 from instructor_embed.testing import build_random_instructor
@@ -52,7 +52,20 @@ def weight_products(path: Path) -> list[tuple[str, tuple]]:
     return [(n.name, weights[n.input[1]]) for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
 
 
-def techniques(float_path: Path, calibration: CalibrationDataReader | None, sensitive: list[str]) -> dict:
+def check_feeds(model) -> list[dict]:
+    """The library's check texts as the library feeds them (its activation maxima for smoothing come from these)."""
+    texts = list(onnx_int8.CHECK_TEXTS)
+    return [
+        {
+            k: v.numpy()
+            for k, v in model.tokenize(texts[start : start + 8]).items()
+            if k in ("input_ids", "attention_mask")
+        }
+        for start in range(0, len(texts), 8)
+    ]
+
+
+def techniques(float_path: Path, calibration: CalibrationDataReader | None, sensitive: list[str], feeds) -> dict:
     """Name -> a function writing the quantized file."""
     products = weight_products(float_path)
     weights = [name for name, _ in products]
@@ -93,11 +106,25 @@ def techniques(float_path: Path, calibration: CalibrationDataReader | None, sens
 
         return run
 
+    def per_token(smoothed: bool):
+        def run(out):
+            model = onnx.load(str(float_path))
+            maxima = onnx_int8._activation_maxima(model, feeds)
+            smoothing = onnx_int8._smoothing
+            if not smoothed:
+                onnx_int8._smoothing = lambda activations, _: np.ones_like(activations, dtype=np.float32)
+            try:
+                onnx.save(onnx_int8._int8_model(model, set(), maxima, reduce_range=False), str(out))
+            finally:
+                onnx_int8._smoothing = smoothing
+
+        return run
+
     found = {
-        "per-tensor dynamic, all MatMuls (previous recipe)": dynamic(),
+        "per-tensor dynamic, all MatMuls (int8-v1)": dynamic(),
         "per-channel dynamic, all MatMuls": dynamic(per_channel=True),
         "per-channel + reduce_range": dynamic(per_channel=True, reduce_range=True),
-        "per-channel, weight products only (shipped)": dynamic(per_channel=True, nodes_to_quantize=weights),
+        "per-channel, weight products only (int8-v2)": dynamic(per_channel=True, nodes_to_quantize=weights),
         "... + first feed-forward output in float32": dynamic(
             per_channel=True, nodes_to_quantize=[n for n in weights if n != down[0]]
         ),
@@ -114,6 +141,8 @@ def techniques(float_path: Path, calibration: CalibrationDataReader | None, sens
             found[f"static QDQ, {method.name}"] = static(method)
     for block in (32, 128):
         found[f"8-bit block-wise MatMulNBits, block {block}"] = blockwise(block)
+    found["per-token activations, per-channel weights"] = per_token(smoothed=False)
+    found["per-token + SmoothQuant 0.5 (int8-v3, shipped)"] = per_token(smoothed=True)
     return found
 
 
@@ -171,7 +200,7 @@ def fidelity(work: Path) -> dict:
     train = list(dict.fromkeys(t for p in sts_rows("sts-train.csv") for t in p[:2]))
     chosen = [train[i] for i in np.random.default_rng(0).permutation(len(train))[:384]]
     results = {"ONNX float32": measure(float_path)}
-    for name, write in techniques(float_path, Calibration(model, chosen), sensitive).items():
+    for name, write in techniques(float_path, Calibration(model, chosen), sensitive, check_feeds(model)).items():
         out = work / "minilm-variant.onnx"
         try:
             write(out)
@@ -206,7 +235,7 @@ def speed(work: Path) -> dict:
         return len(items) / best
 
     results = {"ONNX float32": round(rate(OnnxEncoder(float_path, config)), 1)}
-    for name, write in techniques(float_path, None, []).items():
+    for name, write in techniques(float_path, None, [], check_feeds(model)).items():
         out = work / "t5-variant.onnx"
         write(out)
         results[name] = round(rate(OnnxEncoder(out, config)), 1)

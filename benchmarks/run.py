@@ -51,7 +51,18 @@ IMPLEMENTATIONS = [
     ("instructor-embed int8 (torchao)", "ours", {"quantize": "int8"}, "int8"),
     ("instructor-embed ONNX float32", "ours", {"backend": "onnx"}, "float32"),
     ("instructor-embed ONNX int8", "ours", {"backend": "onnx", "quantize": "int8"}, "int8"),
+    ('instructor-embed dtype="auto"', "ours", {"dtype": "auto"}, None),  # arithmetic: what auto picks here
 ]
+
+
+def auto_arithmetic() -> str:
+    """The arithmetic ``dtype="auto"`` runs in on this machine (int8, bfloat16 or float32)."""
+    import importlib.util
+
+    from instructor_embed.hardware import choose, detect
+
+    choice = choose(detect(), "cpu", importlib.util.find_spec("onnxruntime") is not None)
+    return choice.quantize or choice.dtype
 
 
 def main() -> None:
@@ -95,6 +106,7 @@ def main() -> None:
             for model_dir in (checkpoint, minilm):
                 INSTRUCTOR(model_dir, device="cpu", cache_folder=str(CACHE), **mode)
     for name, impl, mode, arithmetic in selected:
+        arithmetic = arithmetic or auto_arithmetic()
         python = str(args.reference_python) if impl == "reference" else sys.executable
         if impl == "reference" and not args.reference_python.exists():
             print(f"skipping {name}: no reference venv (run make goldens once)", flush=True)

@@ -12,25 +12,39 @@ from instructor_embed.hardware import Hardware, choose, detect
 @pytest.mark.parametrize(
     ("flags", "capability", "device", "onnx", "expected"),
     [
-        ({"avx2", "fma"}, None, "cpu", True, ("float32", "onnx")),
-        ({"avx2", "fma"}, None, "cpu", False, ("float32", "torch")),
-        (
-            {"avx2", "avx512f", "avx512_vnni"},
-            None,
-            "cpu",
-            True,
-            ("float32", "onnx"),
-        ),  # VNNI: int8 fails the bar on short inputs
-        ({"avx2", "avx512f", "avx512_bf16"}, None, "cpu", True, ("bfloat16", "torch")),
-        ({"avx2", "amx_bf16", "amx_tile"}, None, "cpu", False, ("bfloat16", "torch")),
-        (set(), (9, 0), "cuda", True, ("bfloat16", "torch")),
-        (set(), (7, 5), "cuda", True, ("float16", "torch")),
-        (set(), (6, 1), "cuda", True, ("float32", "torch")),
+        ({"avx2", "fma"}, None, "cpu", True, ("float32", "onnx", None)),
+        ({"avx2", "fma"}, None, "cpu", False, ("float32", "torch", None)),
+        ({"avx2", "avx512f", "avx512_vnni"}, None, "cpu", True, ("float32", "onnx", "int8")),
+        ({"avx2", "avx512f", "avx512_vnni"}, None, "cpu", False, ("float32", "torch", None)),
+        ({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}, None, "cpu", True, ("float32", "onnx", "int8")),
+        ({"avx2", "avx512f", "avx512_bf16"}, None, "cpu", True, ("bfloat16", "torch", None)),
+        ({"avx2", "amx_bf16", "amx_tile"}, None, "cpu", False, ("bfloat16", "torch", None)),
+        ({"asimd", "asimddp"}, None, "cpu", True, ("float32", "onnx", None)),  # ARM int8: not measured
+        (set(), (9, 0), "cuda", True, ("bfloat16", "torch", None)),
+        (set(), (7, 5), "cuda", True, ("float16", "torch", None)),
+        (set(), (6, 1), "cuda", True, ("float32", "torch", None)),
     ],
 )
 def test_the_choice_for_each_kind_of_machine(flags, capability, device, onnx, expected):
     choice = choose(Hardware(frozenset(flags), capability), device, onnx)
-    assert (choice.dtype, choice.backend) == expected and choice.reason
+    assert (choice.dtype, choice.backend, choice.quantize) == expected and choice.reason
+    if choice.quantize:  # where the checkpoint's int8 misses the bar: the best mode without int8
+        without = choose(Hardware(frozenset(flags - {"avx512_vnni"}), capability), device, onnx)
+        assert (choice.fallback.dtype, choice.fallback.backend) == (without.dtype, without.backend)
+
+
+def test_auto_takes_int8_where_it_passes_the_bar_and_falls_back_where_not(monkeypatch, tiny_t5_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from instructor_embed import onnx_int8
+
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma avx512f avx512_bf16 avx512_vnni")
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto", cache_folder=tmp_path)
+    assert model[0].runtime.identity() == {"dtype": "float32", "backend": "onnx", "quantize": "int8"}
+    assert model[0].auto_model.int8.faithful_for_auto
+    monkeypatch.setattr(onnx_int8, "AUTO_MIN_COSINE", 1.01)  # no int8 file reaches it
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", dtype="auto", cache_folder=tmp_path)
+    assert model[0].runtime.identity() == {"dtype": "bfloat16", "backend": "torch", "quantize": None}
+    assert "int8 missed the bar (int8 on" in repr(model)
 
 
 def test_cpu_features_come_from_a_public_override(monkeypatch, tiny_t5_dir, tmp_path):

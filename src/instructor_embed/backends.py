@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,6 +39,7 @@ class RuntimeOptions:
     backend: str = "torch"  # "torch" or "onnx" (ONNX Runtime)
     compile: bool = False  # torch.compile the encoder (torch backend)
     reason: str | None = None  # why dtype="auto" chose these settings
+    fallback: RuntimeOptions | None = None  # dtype="auto"'s choice where this checkpoint's int8 misses the bar
 
     @classmethod
     def parse(
@@ -56,9 +57,10 @@ class RuntimeOptions:
                 raise InputError(
                     "dtype='auto' chooses the backend too; leave backend and quantize unset", param="dtype"
                 )
-            choice = hardware.choose(hardware.detect(device.type, device.index), device.type, _has_onnxruntime())
-            dtype, backend, reason = choice.dtype, choice.backend, choice.reason
-            logger.info("dtype='auto' chose %s, backend=%s: %s", dtype, backend, reason)
+            onnx = _has_onnxruntime() and not compile  # compile=True asks for torch
+            choice = hardware.choose(hardware.detect(device.type, device.index), device.type, onnx)
+            logger.info("dtype='auto' chose %s: %s", choice.quantize or choice.dtype, choice.reason)
+            return cls._chosen(choice, compile)
         if dtype is None:
             dtype = torch.float32
         elif isinstance(dtype, str):
@@ -80,6 +82,11 @@ class RuntimeOptions:
         if dtype == torch.bfloat16 and device.type == "cpu" and reason is None:
             _warn_if_bf16_is_slow(hardware.detect())
         return cls(dtype, quantize, backend, bool(compile), reason)
+
+    @classmethod
+    def _chosen(cls, choice: hardware.Choice, compile: bool) -> RuntimeOptions:
+        fallback = cls._chosen(choice.fallback, compile) if choice.fallback else None
+        return cls(DTYPES[choice.dtype], choice.quantize, choice.backend, compile, choice.reason, fallback)
 
     def identity(self) -> dict[str, str | None]:
         """The settings that decide the vectors, as data: a job resumes where they are equal, whichever machine
@@ -111,15 +118,24 @@ def _has_onnxruntime() -> bool:
 
 def prepare_encoder(
     auto_model: nn.Module, options: RuntimeOptions, source: Path, cache_dir: Path | None, tokenizer=None
-) -> nn.Module:
-    """The encoder to run: ``auto_model`` cast, quantized, compiled or exported as ``options`` say."""
+) -> tuple[nn.Module, RuntimeOptions]:
+    """The encoder to run and the options it runs with: ``auto_model`` cast, quantized, compiled or exported as
+    ``options`` say, or as ``options.fallback`` says where ``dtype="auto"``'s int8 misses the fidelity bar."""
     if options.backend == "onnx":
-        return OnnxEncoder.from_torch(auto_model, source, options, cache_dir, tokenizer)
+        encoder = OnnxEncoder.from_torch(auto_model, source, options, cache_dir, tokenizer)
+        if options.fallback is not None and encoder.int8 is not None and not encoder.int8.faithful_for_auto:
+            fallback = replace(
+                options.fallback, reason=f"{options.fallback.reason}; int8 missed the bar ({encoder.int8.describe()})"
+            )
+            logger.info("dtype='auto': %s", fallback.reason)
+            # the fallback is float32 or bfloat16 on a CPU: no module that transformers keeps in float32 for float16
+            return prepare_encoder(auto_model.to(fallback.dtype), fallback, source, cache_dir, tokenizer)
+        return encoder, options
     if options.quantize == "int8":
         _torchao_int8(auto_model)
     if options.compile:
         auto_model = CompiledEncoder(auto_model)
-    return auto_model
+    return auto_model, options
 
 
 def _torchao_int8(auto_model: nn.Module) -> None:
@@ -180,7 +196,7 @@ class OnnxEncoder(nn.Module):
         if options.quantize != "int8":
             return cls(float_path, auto_model.config)
         int8_path, report = _checked_int8(auto_model, float_path, tokenizer)
-        if not report.faithful:
+        if not report.faithful and options.fallback is None:
             warnings.warn(
                 f"int8 may not be faithful for {source}: even with {len(report.kept_float)} matrix products in "
                 f"float32, cosine to float32 on the check texts reached only min {report.min_cosine:.4f} / mean "

@@ -1,12 +1,12 @@
 """What the machine can do fast, and the fastest faithful mode for it: ``INSTRUCTOR(path, dtype="auto")``.
 
-Measured on this project's machines (README, "Speed"): on a CPU with AVX512-BF16 (or AMX), bfloat16 runs
-2.1-2.8x the original (two machines of that kind, 2026-11-23 and -24) at cosine >= 0.9999 to float32 on real
-weights; without them bf16 matrix products have no native path (measured at 0.23x the original's speed on an
-AVX2-only CPU), and ONNX Runtime float32 is the fastest exact mode (1.3-1.7x). int8 is never chosen: on real
-MiniLM weights ONNX int8 (per-channel, checked; see ``onnx_int8``) keeps STS-B sentences at cosine >= 0.989 to
-float32, but one- and two-word inputs fall to 0.956, below the 0.98 fidelity bar. On a GPU: bfloat16 from
-compute capability 8.0, float16 from 7.0.
+Measured on this project's machines (README, "Speed"). On a CPU with int8 dot products (VNNI or AMX) and ONNX
+Runtime installed: ONNX int8 (recipe ``int8-v3``: per-token activations, smoothed; see ``onnx_int8``), which keeps
+cosine >= 0.992 to float32 over every STS-B test sentence on real MiniLM weights — taken only when the checkpoint's
+own int8 file passes the check at ``AUTO_MIN_COSINE`` / ``AUTO_MEAN_COSINE``, else the mode below. On a CPU with
+AVX512-BF16 (or AMX), bfloat16 runs 2.1-2.8x the original at cosine >= 0.9999; without them bf16 matrix products
+have no native path (measured at 0.23x the original's speed on an AVX2-only CPU), and ONNX Runtime float32 is the
+fastest exact mode (1.3-1.7x). On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
 
 ``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
 containers whose cpuinfo is misleading, and for tests.
@@ -21,6 +21,7 @@ from pathlib import Path
 
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 NATIVE_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # int8 dot products without u8*s8 saturation
+AUTO_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8")  # where int8 was measured faster than bf16 (x86; ARM: unmeasured)
 FLAGS_VARIABLE = "INSTRUCTOR_EMBED_CPU_FLAGS"
 
 
@@ -39,6 +40,10 @@ class Hardware:
     def native_int8(self) -> bool:
         return any(flag in self.cpu_flags for flag in NATIVE_INT8)
 
+    @property
+    def fast_int8(self) -> bool:
+        return any(flag in self.cpu_flags for flag in AUTO_INT8)
+
     def signature(self) -> str:
         """A short name for this kind of machine, for benchmark result files: ``x86_64-avx2-fma``."""
         wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile")
@@ -55,11 +60,14 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Choice:
-    """The mode ``dtype="auto"`` picked, and why."""
+    """The mode ``dtype="auto"`` picked, and why; for int8, the mode to run instead where the checkpoint's int8
+    file misses the fidelity bar."""
 
     dtype: str
     backend: str
     reason: str
+    quantize: str | None = None
+    fallback: Choice | None = None
 
 
 def detect(device_type: str = "cpu", device_index: int | None = None) -> Hardware:
@@ -84,6 +92,15 @@ def choose(hardware: Hardware, device_type: str, onnx_available: bool) -> Choice
         return Choice("float32", "torch", f"{where}: no tensor cores")
     if device_type != "cpu":
         return Choice("float32", "torch", f"{device_type}: float32 (no measurements on this device)")
+    exact_or_bf16 = _without_int8(hardware, onnx_available)
+    if hardware.fast_int8 and onnx_available:
+        why = f"{where}: int8 dot products; ONNX int8 with per-token scales, checked against float32 on this checkpoint"
+        return Choice("float32", "onnx", why, quantize="int8", fallback=exact_or_bf16)
+    return exact_or_bf16
+
+
+def _without_int8(hardware: Hardware, onnx_available: bool) -> Choice:
+    where = hardware.describe()
     if hardware.native_bf16:
         return Choice("bfloat16", "torch", f"{where}: native bf16 matrix products")
     if onnx_available:

@@ -111,7 +111,7 @@ class Transformer(nn.Module):
             raise CheckpointError(f"Weights in {directory} are incomplete: missing {sorted(missing)[:10]}")
         _check_finite(auto_model, directory)
         tokenizer = window.tokenizer
-        auto_model = prepare_encoder(auto_model.eval(), runtime, directory, cache_dir, tokenizer)
+        auto_model, runtime = prepare_encoder(auto_model.eval(), runtime, directory, cache_dir, tokenizer)
         tokenizer_files = {
             name: (directory / name).read_bytes() for name in TOKENIZER_FILES if (directory / name).is_file()
         }
