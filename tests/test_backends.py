@@ -81,7 +81,9 @@ def test_onnx_export_never_touches_another_process_partial_file(tiny_t5_dir, tmp
     pytest.importorskip("onnxruntime")
     from instructor_embed import hardware
 
-    int8_name = f"encoder-{onnx_int8.RECIPE}" + ("" if hardware.detect().native_int8 else "-reduce-range")  # this CPU's recipe
+    int8_name = f"encoder-{onnx_int8.RECIPE}" + (
+        "" if hardware.detect().native_int8 else "-reduce-range"
+    )  # this CPU's recipe
     INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", cache_folder=tmp_path / "first")
     folder = next((tmp_path / "first" / "onnx").iterdir())
     # Another process is half-way through the same export into the same cache: its files must survive ours.
@@ -123,6 +125,19 @@ def test_int8_weights_are_7_bit_where_the_cpu_lacks_vnni(tiny_t5_dir, tmp_path, 
     graph = onnx.load(str(report.with_suffix(".onnx"))).graph
     codes = [numpy_helper.to_array(init) for init in graph.initializer if init.data_type == onnx.TensorProto.INT8]
     assert codes and max(int(np.abs(code.astype(np.int16)).max()) for code in codes) == (63 if reduce_range else 127)
+
+
+def test_int8_of_a_graph_past_the_protobuf_limit_keeps_its_weights_beside_it(tiny_t5_dir, tmp_path, monkeypatch):
+    """instructor-xl's float32 graph (about 4.8 GB) cannot be one protobuf message: the activation probe and the
+    int8 file then keep their weights in a ``.data`` file (the limit lowered here, so the tiny T5 takes that path)."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(onnx_int8, "PROTOBUF_LIMIT", 1)
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
+    (data,) = (tmp_path / "onnx").glob(f"*/encoder-{onnx_int8.RECIPE}*.onnx.data")
+    assert data.stat().st_size > 0 and model[0].auto_model.int8.faithful
+    monkeypatch.undo()
+    again = INSTRUCTOR(tiny_t5_dir, device="cpu", backend="onnx", quantize="int8", cache_folder=tmp_path)
+    assert np.abs(again.encode(ITEMS) - model.encode(ITEMS)).max() <= 1e-6
 
 
 def test_int8_vectors_do_not_depend_on_the_batch(tiny_t5_dir, tmp_path):
