@@ -2,9 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from support import SHARED
 
+from instructor_embed import InputError
 from instructor_embed.training import data as medi
-from instructor_embed.training.data import InvalidDataError, load_medi
+from instructor_embed.training.data import InvalidDataError, load_medi, prepare
 
 ROW = {
     "query": ["Represent the question: ", "q"],
@@ -89,3 +91,39 @@ def test_a_syntax_error_early_in_a_large_list_is_reported_without_reading_on():
     with pytest.raises(ValueError, match="line 2: invalid JSON"):
         list(medi._json_array_rows(handle, Path("big.json")))
     assert handle.characters <= medi._CHUNK  # one chunk: the rows after the error were never read
+
+
+MEDI_MINI = SHARED / "data" / "medi-mini" / "train.jsonl"
+
+
+@pytest.mark.skipif(not MEDI_MINI.is_file(), reason="needs ../shared/data/medi-mini")
+def test_instructions_removed_replaced_or_kept_and_rows_capped_on_medi_mini(tmp_path):
+    """The ablation's knobs on the real multi-task stand-in: every instruction removed, or replaced per task from a
+    file, and each task cut to a seeded sample (large tasks no longer dominate)."""
+    data = load_medi(MEDI_MINI)
+    kept = prepare(data)
+    assert kept.examples == data.examples
+    capped = prepare(data, instructions="none", max_rows_per_task=50, seed=1)
+    assert {task: len(rows) for task, rows in capped.tasks.items()} == {
+        task: min(50, len(rows)) for task, rows in data.tasks.items()
+    }
+    assert all(e.query[0] == e.pos[0] == e.neg[0] == "" for e in capped.examples)
+    originals = {(e.task, e.query[1], e.pos[1], e.neg[1]) for e in data.examples}
+    assert all((e.task, e.query[1], e.pos[1], e.neg[1]) in originals for e in capped.examples)
+    assert prepare(data, instructions="none", max_rows_per_task=50, seed=1).examples == capped.examples
+    assert prepare(data, instructions="none", max_rows_per_task=50, seed=2).examples != capped.examples
+    tasks = sorted(data.tasks)
+    file = tmp_path / "instructions.json"
+    file.write_text(
+        json.dumps({tasks[0]: "Represent it: ", **{t: {"query": "Q: ", "document": "D: "} for t in tasks[1:]}})
+    )
+    replaced = prepare(data, instructions=str(file))
+    first = next(e for e in replaced.examples if e.task == tasks[0])
+    other = next(e for e in replaced.examples if e.task == tasks[1])
+    assert (first.query[0], first.pos[0]) == ("Represent it: ", "Represent it: ")
+    assert (other.query[0], other.pos[0], other.neg[0]) == ("Q: ", "D: ", "D: ")
+    file.write_text(json.dumps({tasks[0]: "Represent it: "}))
+    with pytest.raises(InputError, match=r"gives no instructions for tasks \["):
+        prepare(data, instructions=str(file))
+    with pytest.raises(InputError, match="'keep', 'none' or a JSON task file"):
+        prepare(data, instructions=str(tmp_path / "absent.json"))

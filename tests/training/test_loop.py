@@ -183,3 +183,24 @@ def test_invalid_rows_stop_the_cli_with_line_numbers(minilm_dir, medi_file, tmp_
     assert process.wait(timeout=120) == 2
     error = process.stderr.read()
     assert "line 17: field 'neg' is missing" in error and "--skip-invalid" in error
+
+
+@pytest.mark.slow
+def test_the_ablation_knobs_shape_what_is_trained_and_are_recorded(minilm_dir, medi_file, tmp_path):
+    """--instructions none, --max-rows-per-task and --task-weights: a task of weight 0 is never drawn, and
+    task_mix.json in the output says what the run trained on."""
+    output = train(
+        config(
+            minilm_dir, medi_file, tmp_path / "run", max_steps=4, save_steps=4,
+            instructions="none", max_rows_per_task=6, task_weights="sts=0, qa=1.5",
+        )
+    )  # fmt: skip
+    assert {record["task"] for record in log(output)} == {"qa"}
+    mix = json.loads((output / "task_mix.json").read_text())
+    assert mix["instructions"] == "none" and mix["max_rows_per_task"] == 6
+    assert mix["tasks"] == {
+        "qa": {"rows": 6, "weight": 1.5, "batches_per_epoch": 4},  # 3 full batches of 2, times 1.5 (rounded)
+        "sts": {"rows": 6, "weight": 0.0, "batches_per_epoch": 0},
+    }
+    with pytest.raises(InputError, match="task_weights: 'qa' is not TASK=WEIGHT"):
+        train(config(minilm_dir, medi_file, tmp_path / "bad", task_weights="qa"))

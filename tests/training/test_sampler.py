@@ -45,3 +45,23 @@ def test_bad_settings():
         TaskBatchSampler(TASKS, batch_size=100, world_size=2)
     with pytest.raises(ValueError, match="rank 2 is outside"):
         TaskBatchSampler(TASKS, batch_size=2, world_size=2, rank=2)
+
+
+def test_task_weights_scale_each_tasks_batches_per_epoch():
+    weighted = TaskBatchSampler(TASKS, batch_size=4, seed=1, weights={"a": 2.5, "c": 0.5, "b": 0})
+    batches = list(weighted)
+    assert weighted.batches_per_epoch() == {"a": 25, "b": 0, "c": 10} and len(batches) == len(weighted) == 35
+    assert Counter(TASK_OF[b[0]] for b in batches) == {"a": 25, "c": 10}
+    assert all(len({TASK_OF[i] for i in batch}) == 1 and len(set(batch)) == 4 for batch in batches)
+    a_batches = [tuple(b) for b in batches if TASK_OF[b[0]] == "a"]
+    assert len(set(a_batches)) == 25  # the second and third passes over "a" are shuffled anew
+    assert batches == list(TaskBatchSampler(TASKS, batch_size=4, seed=1, weights={"a": 2.5, "c": 0.5, "b": 0}))
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"z": 1.0}, r"name tasks the data does not have: \['z'\]"), ({"a": -1.0}, "task 'a' must be a number >= 0")],
+)
+def test_bad_task_weights_are_named(weights, message):
+    with pytest.raises(ValueError, match=message):
+        TaskBatchSampler(TASKS, batch_size=4, weights=weights)

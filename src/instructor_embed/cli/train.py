@@ -53,6 +53,13 @@ def add_parser(commands) -> None:
         action="store_true",
     )
     option("--tensorboard", "also log to TensorBoard in --output-dir", action="store_true")
+    option(
+        "--instructions",
+        "keep the rows' instructions, 'none' (train without any), or a JSON file: task -> "
+        '{"query": ..., "document": ...} or one string',
+    )
+    option("--max-rows-per-task", "train on a seeded sample of at most this many rows of each task", type=int)
+    option("--task-weights", "TASK=WEIGHT,...: a task's batches per epoch times its weight (others: 1)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

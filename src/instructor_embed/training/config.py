@@ -35,6 +35,22 @@ class TrainConfig:
     gather_across_processes: bool = False  # negatives from every process's batch (same task at the same step)
     tensorboard: bool = False
     show_progress: bool = True
+    instructions: str = "keep"  # "keep", "none" (train without any), or a JSON file: task -> instructions
+    max_rows_per_task: int | None = None  # a seeded sample of at most this many rows per task
+    task_weights: str | None = None  # "TASK=WEIGHT,...": a task's batches per epoch times its weight (default 1)
+
+    def weights(self) -> dict[str, float]:
+        """``task_weights`` parsed; a malformed entry is named."""
+        found: dict[str, float] = {}
+        for entry in filter(None, (part.strip() for part in (self.task_weights or "").split(","))):
+            name, _, weight = entry.rpartition("=")
+            try:
+                found[name] = float(weight)
+            except ValueError:
+                name = ""
+            if not name:
+                raise InputError(f"task_weights: {entry!r} is not TASK=WEIGHT", param="task_weights")
+        return found
 
     def validate(self) -> None:
         for name in ("batch_size", "save_steps", "logging_steps"):
@@ -50,5 +66,8 @@ class TrainConfig:
             raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
             raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
+        if self.max_rows_per_task is not None and self.max_rows_per_task < 1:
+            raise InputError(f"max_rows_per_task must be at least 1, got {self.max_rows_per_task}")
+        self.weights()  # names a malformed entry before anything loads
         if self.cache_chunk_size is not None and self.gather_across_processes:
             raise InputError("cache_chunk_size and gather_across_processes cannot be combined yet")

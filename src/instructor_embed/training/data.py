@@ -8,6 +8,7 @@ Both are read incrementally, so a large file is never held as text and as object
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,3 +168,72 @@ def _may_be_cut(buffer: str, error: json.JSONDecodeError) -> bool:
     """Whether decoding failed only because the buffer ends inside the row: a string still open at the end
     ("Unterminated string"), or an error within the last few characters (a cut number, literal or delimiter)."""
     return error.msg.startswith("Unterminated string") or len(buffer) - error.pos <= _CUT_SLACK
+
+
+def prepare(
+    data: MediData, *, instructions: str = "keep", max_rows_per_task: int | None = None, seed: int = 0
+) -> MediData:
+    """The examples to train on: their instructions kept (``"keep"``), removed (``"none"``: every text without
+    one, as the paper's ablation trains) or replaced from a JSON task file, and each task cut to a seeded sample of
+    at most ``max_rows_per_task`` rows (MEDI is dominated by a few large tasks).
+
+    The task file maps each task to ``{"query": instruction, "document": instruction}`` (the document's goes to
+    ``pos`` and ``neg``), or to one string for both sides; every task in the data must be in it.
+    """
+    replacements = _instruction_file(instructions, data.tasks) if instructions not in ("keep", "none") else None
+    if max_rows_per_task is not None and max_rows_per_task < 1:
+        raise InputError(f"max_rows_per_task must be at least 1, got {max_rows_per_task}", param="max_rows_per_task")
+    if instructions == "keep" and max_rows_per_task is None:
+        return data
+    prepared = MediData(skipped=data.skipped)
+    generator = random.Random(f"{seed}/rows")
+    for task, indices in sorted(data.tasks.items()):
+        chosen = indices
+        if max_rows_per_task is not None and len(indices) > max_rows_per_task:
+            chosen = sorted(generator.sample(indices, max_rows_per_task))
+        for index in chosen:
+            example = data.examples[index]
+            if instructions == "none":
+                query, document = "", ""
+            elif replacements is not None:
+                query, document = replacements[task]
+            else:
+                prepared.add(example)
+                continue
+            prepared.add(
+                Example((query, example.query[1]), (document, example.pos[1]), (document, example.neg[1]), task)
+            )
+    return prepared
+
+
+def _instruction_file(path: str, tasks: dict[str, list[int]]) -> dict[str, tuple[str, str]]:
+    """Task -> (query instruction, document instruction), read from ``path`` and checked against ``tasks``."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(
+            f"instructions must be 'keep', 'none' or a JSON task file; {path}: no such file", param="instructions"
+        )
+    try:
+        given = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a JSON object of task instructions ({error})", param="instructions") from None
+    if not isinstance(given, dict):
+        raise InputError(
+            f"{path}: expected a JSON object task -> instructions, got {type(given).__name__}", param="instructions"
+        )
+    missing = sorted(set(tasks) - set(given))
+    if missing:
+        raise InputError(f"{path} gives no instructions for tasks {missing[:10]} of the data", param="instructions")
+    found = {}
+    for task in tasks:
+        value = given[task]
+        if isinstance(value, str):
+            found[task] = (value, value)
+        elif isinstance(value, dict) and all(isinstance(value.get(side), str) for side in ("query", "document")):
+            found[task] = (value["query"], value["document"])
+        else:
+            raise InputError(
+                f'{path}: task {task!r} must map to a string or to {{"query": ..., "document": ...}} strings',
+                param="instructions",
+            )
+    return found

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..spec import ModelSpec
 from ..tokenization import InstructionTokenizer, Item
 from .config import TrainConfig
-from .data import FIELDS, Example, load_medi
+from .data import FIELDS, Example, load_medi, prepare
 from .loss import gathered_instructor_contrastive_loss, instructor_contrastive_loss
 from .sampler import TaskBatchSampler
 
@@ -64,13 +64,17 @@ def train(config: TrainConfig) -> Path:
     accelerate.utils.set_seed(config.seed)
     _check_output_dir(output, config.resume)  # on every rank, before anything loads: no rank waits on another
     data = load_medi(config.data, skip_invalid=config.skip_invalid)
+    data = prepare(data, instructions=config.instructions, max_rows_per_task=config.max_rows_per_task, seed=config.seed)
     sampler = TaskBatchSampler(
         data.tasks,
         config.batch_size,
         seed=config.seed,
         world_size=accelerator.num_processes,
         rank=accelerator.process_index,
+        weights=config.weights(),
     )
+    if accelerator.is_main_process:
+        _write_task_mix(output, data, sampler, config)
     spec = ModelSpec(config.model, device=str(accelerator.device), max_seq_length=config.max_seq_length)
     model = spec.load()  # float32 torch: training needs the plain weights
     if config.gradient_checkpointing:
@@ -233,6 +237,22 @@ def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskB
         (partial / INVENTORY).write_text(json.dumps(_inventory(partial), indent=1))
         durable.publish_folder(partial, final, fault="checkpoint")
     accelerator.wait_for_everyone()
+
+
+def _write_task_mix(output: Path, data, sampler: TaskBatchSampler, config: TrainConfig) -> None:
+    """``task_mix.json``: what the run trains on — rows and batches per epoch of each task, the instructions."""
+    batches = sampler.batches_per_epoch()
+    mix = {
+        "data": str(config.data),
+        "instructions": config.instructions,
+        "max_rows_per_task": config.max_rows_per_task,
+        "tasks": {
+            task: {"rows": len(indices), "weight": sampler.weights.get(task, 1.0), "batches_per_epoch": batches[task]}
+            for task, indices in sorted(data.tasks.items())
+        },
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    durable.write_text(output / "task_mix.json", json.dumps(mix, indent=1) + "\n")
 
 
 def _save_final(model, output: Path) -> None:

@@ -2,16 +2,18 @@
 
 Each epoch, each task's examples are shuffled and cut into *global* batches of
 ``batch_size * world_size`` (remainders dropped, so no batch mixes tasks); the global batches of all
-tasks are shuffled together — so tasks are drawn in proportion to their size — and rank ``r`` takes
-slice ``r`` of each. All ranks therefore train on the same task at the same step, which keeps
+tasks are shuffled together — so tasks are drawn in proportion to their size, times their weight — and rank
+``r`` takes slice ``r`` of each. A task of weight ``w`` contributes ``round(w * n)`` of its ``n`` batches per
+epoch (more than ``n``: further shuffles of the same task; 0: none), so a few large tasks need not dominate. All ranks therefore train on the same task at the same step, which keeps
 cross-process negatives (gathered embeddings) same-task too. The order depends only on the seed,
 the epoch and the world size.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from ..errors import InputError
 
@@ -20,13 +22,21 @@ class TaskBatchSampler:
     """Yields lists of example indices; use as a DataLoader ``batch_sampler``."""
 
     def __init__(
-        self, tasks: dict[str, list[int]], batch_size: int, *, seed: int = 0, world_size: int = 1, rank: int = 0
+        self,
+        tasks: dict[str, list[int]],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        world_size: int = 1,
+        rank: int = 0,
+        weights: Mapping[str, float] | None = None,
     ):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
         if not 0 <= rank < world_size:
             raise InputError(f"rank {rank} is outside world_size {world_size}", param="rank")
         self.tasks = {name: list(indices) for name, indices in sorted(tasks.items())}
+        self.weights = _checked_weights(weights or {}, self.tasks)
         self.batch_size, self.seed, self.world_size, self.rank = batch_size, seed, world_size, rank
         self.epoch = 0
         self.start = 0  # batches of this epoch already consumed (for exact resume)
@@ -48,11 +58,23 @@ class TaskBatchSampler:
         size = self.batch_size * self.world_size
         batches = []
         for name, indices in self.tasks.items():
-            shuffled = indices[:]
-            generator.shuffle(shuffled)
-            batches += [(name, shuffled[i : i + size]) for i in range(0, len(shuffled) - size + 1, size)]
+            wanted, own = self._batches_of(name), []
+            while len(own) < wanted:  # a weight above 1: further passes over the task, each shuffled anew
+                shuffled = indices[:]
+                generator.shuffle(shuffled)
+                own += [(name, shuffled[i : i + size]) for i in range(0, len(shuffled) - size + 1, size)]
+            batches += own[:wanted]
         generator.shuffle(batches)
         return batches
+
+    def _batches_of(self, task: str) -> int:
+        """The task's global batches per epoch: its full batches, times its weight."""
+        full = len(self.tasks[task]) // (self.batch_size * self.world_size)
+        return round(self.weights.get(task, 1.0) * full)
+
+    def batches_per_epoch(self) -> dict[str, int]:
+        """Each task's global batches in one epoch (the task mix)."""
+        return {name: self._batches_of(name) for name in self.tasks}
 
     def __iter__(self) -> Iterator[list[int]]:
         start = self.rank * self.batch_size
@@ -62,8 +84,7 @@ class TaskBatchSampler:
             yield batch[start : start + self.batch_size]
 
     def __len__(self) -> int:
-        size = self.batch_size * self.world_size
-        return sum(len(indices) // size for indices in self.tasks.values())
+        return sum(self.batches_per_epoch().values())
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "start": self.start, "seed": self.seed, "world_size": self.world_size}
@@ -75,3 +96,16 @@ class TaskBatchSampler:
                 f"{state['world_size']} process(es)); got seed {self.seed}, {self.world_size} process(es)"
             )
         self.epoch, self.start = state["epoch"], state["start"]
+
+
+def _checked_weights(weights: Mapping[str, float], tasks: Mapping[str, list[int]]) -> dict[str, float]:
+    unknown = sorted(set(weights) - set(tasks))
+    if unknown:
+        raise InputError(
+            f"task weights name tasks the data does not have: {unknown[:10]} (tasks: {sorted(tasks)[:20]})",
+            param="task_weights",
+        )
+    for name, weight in weights.items():
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise InputError(f"the weight of task {name!r} must be a number >= 0, got {weight!r}", param="task_weights")
+    return dict(weights)
