@@ -128,7 +128,7 @@ def test_the_same_mode_chosen_on_another_machine_resumes_and_another_is_refused_
     """The identity holds the runtime as data: dtype="auto" picking bf16 on a BF16 CPU resumes a job begun with
     bf16 chosen by hand (the reason text, with the CPU's flags, differs); picking ONNX float32 is refused."""
     write_input(tmp_path / "in.jsonl", 30)
-    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma avx512f avx512_bf16 avx512_vnni")
+    monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma avx512f avx512_bf16")
     run_job(tiny_t5_dir, tmp_path / "in.jsonl", tmp_path / "out", dtype="bfloat16")
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["identity"]["runtime"] == {"dtype": "bfloat16", "backend": "torch", "quantize": None}
