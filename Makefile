@@ -45,7 +45,7 @@ goldens: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py
 
 # Speed and accuracy, side by side with InstructorEmbedding 1.0.1 and sentence-transformers (needs ../shared;
-# 9 minutes on 2 cores, plus the reference venv once). Writes benchmarks/results/cpu-<machine>.{json,md,png}.
+# 12 minutes on 2 cores, plus the reference venv once). Writes benchmarks/results/cpu-<machine>.{json,md,png}.
 bench: $(STAMP)
 	$(BIN)/python tools/make_parity_goldens.py --venv-only
 	$(BIN)/python benchmarks/run.py
