@@ -17,8 +17,8 @@ matrix product with a weight (attention's activation-by-activation products stay
 
 The graph uses ``QuantizeLinear`` per row and ONNX Runtime's ``MatMulIntegerToFloat``. Per-token scales alone
 lifted the minimum cosine over the 2,552 STS-B test sentences from 0.965 to 0.982, with smoothing to 0.992 (mean
-0.9987, STS-B 82.00 against float32's 82.03), at 0.84x the speed of ONNX Runtime's dynamic int8 with one scale
-per batch. Smoothing alone, with one scale per batch, made it worse (0.956). Graphs past protobuf's 2 GB keep their
+0.9987, STS-B 82.00 against float32's 82.03), at about 0.95x the speed of ONNX Runtime's dynamic int8 with one
+scale per batch. Smoothing alone, with one scale per batch, made it worse (0.956). Graphs past protobuf's 2 GB keep their
 weights in a ``.data`` file beside them.
 
 Real encoders differ in where their outliers sit (T5's feed-forward output, ``wo``, overflows float16 and
