@@ -62,3 +62,40 @@ def instruction(text_type: str, domain: str | None = None, task_objective: str |
     if task_objective is not None:
         words += ["for", task_objective.strip()]
     return " ".join(word.strip() for word in words if word) + ":"
+
+
+SAVED_INSTRUCTIONS = "instructions.json"  # in a trained model's folder: the instructions it was trained with
+
+
+@dataclass(frozen=True)
+class TrainedInstructions:
+    """The instructions a model was fine-tuned with, per task (``instructions.json`` in its folder).
+
+    ``default``: the pair to use when a caller gives none — the one task's, or the pair every task shares;
+    None when tasks differ (then choose per task from ``tasks``).
+    """
+
+    tasks: dict[str, InstructionPair]
+
+    @property
+    def default(self) -> InstructionPair | None:
+        pairs = set(self.tasks.values())
+        return next(iter(pairs)) if len(pairs) == 1 else None
+
+    def to_json(self) -> dict:
+        return {
+            "tasks": {
+                task: {"query": pair.query, "document": pair.corpus} for task, pair in sorted(self.tasks.items())
+            },
+            "default": None if self.default is None else {"query": self.default.query, "document": self.default.corpus},
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> TrainedInstructions:
+        tasks = value.get("tasks") if isinstance(value, dict) else None
+        if not isinstance(tasks, dict) or not all(
+            isinstance(pair, dict) and all(isinstance(pair.get(side), str) for side in ("query", "document"))
+            for pair in tasks.values()
+        ):
+            raise InputError(f'{where}: expected {{"tasks": {{TASK: {{"query": ..., "document": ...}}}}}}')
+        return cls({task: InstructionPair(pair["query"], pair["document"]) for task, pair in tasks.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,7 +18,7 @@ from .checkpoint import StageSpec, read_stage_specs, resolve_model_dir, write_js
 from .encode import Engine, module_device, postprocess
 from .errors import InputError, InputTypeError
 from .inputs import check_device, check_encode_options, check_truncate_dim, parse_item, parse_sentences
-from .instructions import RETRIEVAL
+from .instructions import RETRIEVAL, SAVED_INSTRUCTIONS, TrainedInstructions
 from .modules import Dense, Normalize, Pooling, Transformer, check_max_seq_length, position_limit
 from .quantization import quantize_embeddings
 from .tokenization import InstructionTokenizer, Item
@@ -28,6 +29,16 @@ _STAGE_TYPES = {
     Dense: "sentence_transformers.models.Dense",
     Normalize: "sentence_transformers.models.Normalize",
 }
+
+
+class _ModelDefault(str):
+    """The default of ``encode_queries``/``encode_corpus``: the model's trained instruction, else the authors'."""
+
+    def __repr__(self) -> str:
+        return "<the model's trained instruction, else RETRIEVAL's>"
+
+
+MODEL_DEFAULT = _ModelDefault()
 
 
 class INSTRUCTOR(nn.Sequential):
@@ -78,6 +89,8 @@ class INSTRUCTOR(nn.Sequential):
         self.model_name_or_path = os.fspath(model_name_or_path)
         self.checkpoint_dir = directory  # the local folder it loaded from (a Hub model's cache snapshot)
         self.truncate_dim = truncate_dim
+        # what it was fine-tuned with (instructor-embed train), used by encode_queries / encode_corpus; or None
+        self.instructions: TrainedInstructions | None = _read_instructions(directory)
         self.to(device).eval()  # inference by default; training sets train() itself
 
     # -- the stages ---------------------------------------------------------------------------
@@ -211,17 +224,25 @@ class INSTRUCTOR(nn.Sequential):
         return result[0] if single else result
 
     def encode_queries(
-        self, queries: str | list[str], instruction: str | None = RETRIEVAL.query, **options: Any
+        self, queries: str | list[str], instruction: str | None = MODEL_DEFAULT, **options: Any
     ) -> np.ndarray | Tensor | list[Any]:
-        """Embed search queries, each with ``instruction`` (default: the authors' retrieval query instruction,
-        ``RETRIEVAL.query``; ``None`` for none). Takes ``encode``'s other options."""
-        return self._encode_with(queries, instruction, "queries", options)
+        """Embed search queries, each with ``instruction`` (``None`` for none). Default: the query instruction the
+        model was fine-tuned with (``instructions.default``), else the authors' ``RETRIEVAL.query``. Takes
+        ``encode``'s other options."""
+        return self._encode_with(queries, self._default(instruction, "query"), "queries", options)
 
     def encode_corpus(
-        self, documents: str | list[str], instruction: str | None = RETRIEVAL.corpus, **options: Any
+        self, documents: str | list[str], instruction: str | None = MODEL_DEFAULT, **options: Any
     ) -> np.ndarray | Tensor | list[Any]:
-        """Embed the documents that queries search, each with ``instruction`` (default ``RETRIEVAL.corpus``)."""
-        return self._encode_with(documents, instruction, "documents", options)
+        """Embed the documents that queries search, each with ``instruction``. Default: the document instruction
+        the model was fine-tuned with, else ``RETRIEVAL.corpus``."""
+        return self._encode_with(documents, self._default(instruction, "corpus"), "documents", options)
+
+    def _default(self, instruction: str | None, side: str) -> str | None:
+        if instruction is not MODEL_DEFAULT:
+            return instruction
+        trained = self.instructions.default if self.instructions is not None else None
+        return getattr(trained or RETRIEVAL, side)
 
     def _encode_with(self, texts: str | list[str], instruction: str | None, name: str, options: dict) -> Any:
         vectors = self.encode(
@@ -260,12 +281,29 @@ class INSTRUCTOR(nn.Sequential):
                 stage.save(directory / folder)
             entries.append({"idx": index, "name": str(index), "path": folder, "type": _STAGE_TYPES[type(stage)]})
         write_json(directory / "modules.json", entries)
-        write_json(directory / "config_sentence_transformers.json", {"__version__": _versions()})
+        config: dict[str, Any] = {"__version__": _versions()}
+        if self.instructions is not None:
+            write_json(directory / SAVED_INSTRUCTIONS, self.instructions.to_json())
+            default = self.instructions.default
+            if default is not None:  # sentence-transformers: encode(texts, prompt_name="query")
+                config["prompts"] = {"query": default.query, "document": default.corpus}
+        write_json(directory / "config_sentence_transformers.json", config)
 
     def __repr__(self) -> str:
         stages = " -> ".join(f"{type(stage).__name__}({stage.extra_repr()})" for stage in self)
         truncated = f", truncate_dim={self.truncate_dim}" if self.truncate_dim else ""
         return f"INSTRUCTOR({self.model_name_or_path!r}, device={self.device}{truncated}: {stages})"
+
+
+def _read_instructions(directory: Path) -> TrainedInstructions | None:
+    path = directory / SAVED_INSTRUCTIONS
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"{path}: not valid JSON ({error})") from None
+    return TrainedInstructions.from_json(value, str(path))
 
 
 def _with_instruction(texts: list[str], instruction: str | None, name: str) -> list[Item]:

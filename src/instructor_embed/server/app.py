@@ -156,7 +156,7 @@ def create_app(settings: ServerSettings, load: Callable[[ServedModel], INSTRUCTO
         texts = _texts(body.input, settings.max_client_batch)
         items = [
             Item(instruction, text)
-            for instruction, text in zip(_instructions(body, texts, settings), texts, strict=True)
+            for instruction, text in zip(_instructions(body, texts, settings, served.model), texts, strict=True)
         ]
         dimension = served.model.get_sentence_embedding_dimension()
         if body.dimensions is not None and body.dimensions > dimension:
@@ -264,8 +264,15 @@ def _texts(value: object, max_client_batch: int) -> list[str]:
     return texts
 
 
-def _instructions(body: EmbeddingRequest, texts: list[str], settings: ServerSettings) -> list[str | None]:
+def _instructions(
+    body: EmbeddingRequest, texts: list[str], settings: ServerSettings, model: INSTRUCTOR
+) -> list[str | None]:
+    """The request's instructions; else the server's ``--default-instruction``; else the query instruction the
+    model was fine-tuned with (``instructions.json`` in its folder); else none."""
     given = body.instruction if body.instruction is not None else settings.default_instruction
+    trained = getattr(model, "instructions", None)
+    if given is None and trained is not None and trained.default is not None:
+        given = trained.default.query
     if isinstance(given, list):
         if len(given) != len(texts):
             raise APIError(
