@@ -107,9 +107,9 @@ def test_instructions_removed_replaced_or_kept_and_rows_capped_on_medi_mini(tmp_
     assert {task: len(rows) for task, rows in capped.tasks.items()} == {
         task: min(50, len(rows)) for task, rows in data.tasks.items()
     }
-    assert all(e.query[0] == e.pos[0] == e.neg[0] == "" for e in capped.examples)
-    originals = {(e.task, e.query[1], e.pos[1], e.neg[1]) for e in data.examples}
-    assert all((e.task, e.query[1], e.pos[1], e.neg[1]) in originals for e in capped.examples)
+    assert all(e.query[0] == e.pos[0] == e.negatives[0][0] == "" for e in capped.examples)
+    originals = {(e.task, e.query[1], e.pos[1], e.negatives[0][1]) for e in data.examples}
+    assert all((e.task, e.query[1], e.pos[1], e.negatives[0][1]) in originals for e in capped.examples)
     assert prepare(data, instructions="none", max_rows_per_task=50, seed=1).examples == capped.examples
     assert prepare(data, instructions="none", max_rows_per_task=50, seed=2).examples != capped.examples
     tasks = sorted(data.tasks)
@@ -121,7 +121,7 @@ def test_instructions_removed_replaced_or_kept_and_rows_capped_on_medi_mini(tmp_
     first = next(e for e in replaced.examples if e.task == tasks[0])
     other = next(e for e in replaced.examples if e.task == tasks[1])
     assert (first.query[0], first.pos[0]) == ("Represent it: ", "Represent it: ")
-    assert (other.query[0], other.pos[0], other.neg[0]) == ("Q: ", "D: ", "D: ")
+    assert (other.query[0], other.pos[0], other.negatives[0][0]) == ("Q: ", "D: ", "D: ")
     file.write_text(json.dumps({tasks[0]: "Represent it: "}))
     with pytest.raises(InputError, match=r"gives no instructions for tasks \["):
         prepare(data, instructions=str(file))

@@ -70,13 +70,13 @@ def test_cached_loss_gives_the_same_gradients(minilm_dir, medi_file):
 
     model = INSTRUCTOR(minilm_dir, device="cpu", max_seq_length=64).eval()  # eval: no dropout, gradients still flow
     examples = load_medi(medi_file).examples[:6]
-    batch = Collator(model.instruction_tokenizer)(examples)
+    features, layout, scores = Collator(model.instruction_tokenizer, {"qa": "medi", "sts": "medi"})(examples)
     accelerator = Accelerator(cpu=True)
     gradients = []
     for chunk in (None, 2):
         model.zero_grad()
         settings = config(minilm_dir, medi_file, "unused", cache_chunk_size=chunk)
-        loss = _step(model, batch, settings, accelerator)
+        loss = _step(model, features, layout, scores, settings, accelerator)
         gradients.append((loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (plain_loss, plain), (cached_loss, cached) = gradients
     assert cached_loss == pytest.approx(plain_loss, rel=1e-5)
@@ -198,9 +198,14 @@ def test_the_ablation_knobs_shape_what_is_trained_and_are_recorded(minilm_dir, m
     assert {record["task"] for record in log(output)} == {"qa"}
     mix = json.loads((output / "task_mix.json").read_text())
     assert mix["instructions"] == "none" and mix["max_rows_per_task"] == 6
-    assert mix["tasks"] == {
+    shape = {
+        task: {k: entry[k] for k in ("rows", "weight", "batches_per_epoch")} for task, entry in mix["tasks"].items()
+    }
+    assert shape == {
         "qa": {"rows": 6, "weight": 1.5, "batches_per_epoch": 4},  # 3 full batches of 2, times 1.5 (rounded)
         "sts": {"rows": 6, "weight": 0.0, "batches_per_epoch": 0},
     }
+    assert mix["tasks"]["qa"]["format"] == "medi" and mix["tasks"]["qa"]["file"] == str(medi_file)
+    assert mix["tasks"]["qa"]["instructions"] == {"query": "", "document": ""}
     with pytest.raises(InputError, match="task_weights: 'qa' is not TASK=WEIGHT"):
         train(config(minilm_dir, medi_file, tmp_path / "bad", task_weights="qa"))

@@ -55,13 +55,7 @@ def evaluate(config: EvalConfig) -> dict[str, dict[str, dict]]:
     """
     for module in ("mteb", "datasets", "matplotlib"):  # before anything is read or created
         require("eval", module, "instructor-embed evaluate")
-    jobs: dict[str, UserTask | None] = {}  # task name → its spec's task, or None for a named task
-    for entry in _task_entries(config.tasks):
-        user_task = load_user_task(entry) if is_task_spec(entry) else None
-        name = user_task.name if user_task else entry
-        if name in jobs:
-            raise InputError(f"two tasks are named {name!r} (--tasks entry {entry!r})")
-        jobs[name] = user_task
+    jobs = read_tasks(config.tasks)
     data_dir = Path(config.data_dir) if config.data_dir else default_data_dir()
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -119,9 +113,6 @@ def _evaluate_model(
 ) -> dict[str, dict]:
     """One model on every task, ``report``-ing the results after each task (so a late crash keeps the earlier
     ones); a model that cannot load fails each of its tasks, and the next model runs."""
-    import mteb
-    from tqdm.auto import tqdm
-
     try:
         model = config.spec(model_name).load()
     except ModelLoadError as exc:
@@ -130,15 +121,71 @@ def _evaluate_model(
         report(results)
         return results
     instructions = _instructions(config.instructions, model_name, [job for job in jobs.values() if job])
-    encoder = MTEBEncoder(model, label, instructions, config.batch_size, show_progress=config.show_progress)
+    return _score(
+        model, label, jobs, data_dir, instructions, config.instructions, config.batch_size, config.show_progress, report
+    )
+
+
+def read_tasks(tasks: Iterable[str]) -> dict[str, UserTask | None]:
+    """Task name -> its spec's task (read and checked now), or None for a named task."""
+    jobs: dict[str, UserTask | None] = {}
+    for entry in _task_entries(tuple(tasks)):
+        user_task = load_user_task(entry) if is_task_spec(entry) else None
+        name = user_task.name if user_task else entry
+        if name in jobs:
+            raise InputError(f"two tasks are named {name!r} (--tasks entry {entry!r})")
+        jobs[name] = user_task
+    return jobs
+
+
+def score_model(
+    model,
+    jobs: dict[str, UserTask | None],
+    *,
+    model_name: str = "model",
+    instructions: str | None = None,
+    data_dir: Path | None = None,
+    batch_size: int = 32,
+) -> dict[str, dict]:
+    """A loaded model (e.g. one being trained) on the tasks of :func:`read_tasks`, as :func:`evaluate` scores
+    them; ``instructions`` and ``model_name`` choose the instructions as ``evaluate`` does."""
+    for module in ("mteb", "datasets"):
+        require("eval", module, "evaluation while training")
+    chosen = _instructions(instructions, model_name, [job for job in jobs.values() if job])
+    with _datasets_progress(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by", category=UserWarning)
+        return _score(
+            model, model_name, jobs, data_dir or default_data_dir(), chosen, instructions, batch_size, False, _ignore
+        )
+
+
+def _ignore(_: object) -> None:
+    """No report while training: the loop writes its own."""
+
+
+def _score(
+    model,
+    label: str,
+    jobs: dict[str, UserTask | None],
+    data_dir: Path,
+    instructions: dict[str, Instruction],
+    choice: str | None,
+    batch_size: int,
+    show_progress: bool,
+    report: Callable[[dict[str, dict]], None],
+) -> dict[str, dict]:
+    import mteb
+    from tqdm.auto import tqdm
+
+    encoder = MTEBEncoder(model, label, instructions, batch_size, show_progress=show_progress)
     results = {}
-    progress = tqdm(jobs.items(), disable=not config.show_progress, unit="task")
+    progress = tqdm(jobs.items(), disable=not show_progress, unit="task")
     for name, user_task in progress:
         progress.set_description(f"{label}: {name}")
         try:
             if name in BILLBOARD_INSTRUCTIONS:
-                instruction = _billboard_instruction(config.instructions, instructions, name)
-                results[name] = billboard_score(model, data_dir, name, instruction, config.batch_size)
+                instruction = _billboard_instruction(choice, instructions, name)
+                results[name] = billboard_score(model, data_dir, name, instruction, batch_size)
             else:
                 if user_task is not None:
                     task = user_task.task
@@ -148,14 +195,14 @@ def _evaluate_model(
                     task = mteb.get_task(name)
                 outcome = mteb.evaluate(encoder, [task], cache=None, show_progress_bar=False).task_results[0]
                 results[name] = {**_scores(outcome, task.metadata.main_score), **(user_task.notes if user_task else {})}
-            logger.info("%s %s: %.4f", model_name, name, results[name]["main_score"])
+            logger.info("%s %s: %.4f", label, name, results[name]["main_score"])
         except Exception as exc:  # one failing task must not stop the others; its error is reported
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}
             if name in LOCAL_TASKS and not uses_local_data(name, data_dir):
                 results[name]["error"] += (
                     f" (its local data was not found in {data_dir}: pass --data-dir or set INSTRUCTOR_EMBED_SHARED)"
                 )
-            logger.warning("%s failed on %s: %s", model_name, name, results[name]["error"])
+            logger.warning("%s failed on %s: %s", label, name, results[name]["error"])
             logger.debug(traceback.format_exc())
         report(results)
     return results

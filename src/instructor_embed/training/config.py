@@ -14,7 +14,7 @@ class TrainConfig:
     model: (
         str  # starting checkpoint: Hub id or directory (e.g. hkunlp/instructor-base, sentence-transformers/gtr-t5-base)
     )
-    data: str  # MEDI-format .json (a list) or .jsonl
+    data: str | tuple[str, ...] | None  # training files or folders (see training.data); None: only a task file
     output_dir: str
     max_steps: int | None = None  # stop after this many optimizer steps; else run `epochs`
     epochs: float = 1.0
@@ -38,6 +38,26 @@ class TrainConfig:
     instructions: str = "keep"  # "keep", "none" (train without any), or a JSON file: task -> instructions
     max_rows_per_task: int | None = None  # a seeded sample of at most this many rows per task
     task_weights: str | None = None  # "TASK=WEIGHT,...": a task's batches per epoch times its weight (default 1)
+    tasks: str | None = None  # a JSON task file: task -> {"file", "format", "columns", instructions, "weight"}
+    format: str | None = None  # the data files' format (training.formats); None: detected from the columns
+    columns: str | None = None  # "anchor=question,positive=answer": the format's columns -> the files'
+    instruction: str | None = None  # both sides' instruction for tasks that give none
+    query_instruction: str | None = None  # the query side's (anchor, sentence1, text), over ``instruction``
+    document_instruction: str | None = None  # the document side's (positive, negatives, sentence2)
+    max_grad_norm: float | None = 1.0  # clip gradients to this norm (None: no clipping)
+    query_max_length: int | None = None  # tokens per query-side text (default: max_seq_length)
+    document_max_length: int | None = None  # tokens per document-side text (default: max_seq_length)
+    eval: tuple[str, ...] = ()  # evaluate's task names or spec files, before, every eval_steps and at the end
+    eval_steps: int | None = None  # default: at save_steps
+    eval_data_dir: str | None = None  # local task data for named tasks (default: evaluate's)
+    keep_best: str | None = None  # "average" or a task name: the final model is the best evaluated checkpoint
+    save_total_limit: int | None = None  # keep at most this many checkpoints (never removing the best)
+    command: str | None = None  # how the run was started, for the model card (the CLI fills it)
+
+    def data_entries(self) -> tuple[str, ...]:
+        if self.data is None:
+            return ()
+        return (self.data,) if isinstance(self.data, str) else tuple(self.data)
 
     def weights(self) -> dict[str, float]:
         """``task_weights`` parsed; a malformed entry is named."""
@@ -53,8 +73,8 @@ class TrainConfig:
         return found
 
     def validate(self) -> None:
-        for name in ("batch_size", "save_steps", "logging_steps"):
-            if getattr(self, name) < 1:
+        for name in ("batch_size", "save_steps", "logging_steps", "eval_steps", "save_total_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}", param=name)
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
@@ -62,12 +82,26 @@ class TrainConfig:
             raise InputError("epochs, learning_rate and cl_temperature must be positive")
         if not 0 <= self.warmup_ratio < 1:
             raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.mixed_precision not in ("no", "bf16"):
-            raise InputError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise InputError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        for name in ("query_max_length", "document_max_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
+                raise InputError(f"{name} must be at least 2 tokens, got {getattr(self, name)}", param=name)
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise InputError(f"max_grad_norm must be positive, got {self.max_grad_norm}", param="max_grad_norm")
+        if not self.data_entries() and not self.tasks:
+            raise InputError("no training data: give data files or folders, or a task file", param="data")
+        if self.keep_best is not None:
+            if not self.eval:
+                raise InputError("keep_best needs eval tasks to compare checkpoints by", param="keep_best")
+            if (self.eval_steps or self.save_steps) % self.save_steps:
+                raise InputError(
+                    f"keep_best needs eval_steps ({self.eval_steps}) to be a multiple of save_steps "
+                    f"({self.save_steps}), so that every evaluated step has a checkpoint to keep",
+                    param="eval_steps",
+                )
         if self.cache_chunk_size is not None and self.cache_chunk_size < 1:
             raise InputError(f"cache_chunk_size must be at least 1, got {self.cache_chunk_size}")
         if self.max_rows_per_task is not None and self.max_rows_per_task < 1:
             raise InputError(f"max_rows_per_task must be at least 1, got {self.max_rows_per_task}")
         self.weights()  # names a malformed entry before anything loads
-        if self.cache_chunk_size is not None and self.gather_across_processes:
-            raise InputError("cache_chunk_size and gather_across_processes cannot be combined yet")

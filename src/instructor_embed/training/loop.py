@@ -18,6 +18,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
@@ -27,23 +28,61 @@ from ..checkpoint import file_digest
 from ..dependencies import require
 from ..errors import InputError
 from ..spec import ModelSpec
-from ..tokenization import InstructionTokenizer, Item
+from ..tokenization import InstructionTokenizer, Item, Tokenized
 from .config import TrainConfig
-from .data import FIELDS, Example, load_medi, prepare
-from .loss import gathered_instructor_contrastive_loss, instructor_contrastive_loss
+from .data import Example, TrainingData, load_training_data, prepare, sources_from
+from .formats import LOSS_OF_FORMAT, Sides
+from .loss import (
+    cosent_loss,
+    gathered_cosent_loss,
+    gathered_instructor_contrastive_loss,
+    instructor_contrastive_loss,
+)
 from .sampler import TaskBatchSampler
+from .tracking import EvalTracker
+
+
+class Layout(NamedTuple):
+    """How a batch's rows are laid out: ``rows`` queries, ``rows`` positives, then ``negatives`` hard
+    negatives; ``loss``: which loss the task's format takes (:data:`.formats.LOSS_OF_FORMAT`)."""
+
+    loss: str
+    rows: int
+    negatives: int
 
 
 class Collator:
-    """Examples → one batch of features: all queries, then all positives, then all negatives (3B rows),
-    so that the model runs once per step (as DDP expects), instruction excluded from pooling."""
+    """Examples of one task → one batch: the features of all queries, then all positives, then every hard
+    negative (so that the model runs once per step, as DDP expects; instructions excluded from pooling), their
+    :class:`Layout`, and the pairs' scores (CoSENT) or None. Query-side texts are cut at ``query_max_length``
+    tokens, documents at ``document_max_length`` (None: the model's maximum)."""
 
-    def __init__(self, tokenizer: InstructionTokenizer):
-        self.tokenizer = tokenizer
+    def __init__(
+        self,
+        tokenizer: InstructionTokenizer,
+        formats: dict[str, str],
+        query_max_length: int | None = None,
+        document_max_length: int | None = None,
+    ):
+        self.tokenizer, self.formats = tokenizer, formats
+        self.query_max_length, self.document_max_length = query_max_length, document_max_length
 
-    def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
-        items = [Item(*getattr(example, name)) for name in FIELDS for example in examples]
-        return self.tokenizer.collate(self.tokenizer.tokenize(items))
+    def __call__(self, examples: list[Example]) -> tuple[dict[str, torch.Tensor], Layout, torch.Tensor | None]:
+        queries = [Item(*example.query) for example in examples]
+        documents = [Item(*example.pos) for example in examples]
+        documents += [Item(*negative) for example in examples for negative in example.negatives]
+        features = self.tokenizer.collate(
+            Tokenized.concat(
+                [
+                    self.tokenizer.tokenize(queries, self.query_max_length),
+                    self.tokenizer.tokenize(documents, self.document_max_length),
+                ]
+            )
+        )
+        loss = LOSS_OF_FORMAT[self.formats[examples[0].task]]
+        layout = Layout(loss, len(examples), len(documents) - len(examples))
+        scores = torch.tensor([example.score for example in examples]) if loss == "cosent" else None
+        return features, layout, scores
 
 
 def train(config: TrainConfig) -> Path:
@@ -55,6 +94,8 @@ def train(config: TrainConfig) -> Path:
 
     config.validate()
     output = Path(config.output_dir)
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise InputError("mixed_precision fp16 needs a CUDA GPU; on CPU use 'bf16' or 'no'", param="mixed_precision")
     accelerator = accelerate.Accelerator(
         cpu=not torch.accelerator.is_available(),  # accelerate runs several CPU processes (gloo) only when told
         mixed_precision=config.mixed_precision,
@@ -63,26 +104,30 @@ def train(config: TrainConfig) -> Path:
     )
     accelerate.utils.set_seed(config.seed)
     _check_output_dir(output, config.resume)  # on every rank, before anything loads: no rank waits on another
-    data = load_medi(config.data, skip_invalid=config.skip_invalid)
-    data = prepare(data, instructions=config.instructions, max_rows_per_task=config.max_rows_per_task, seed=config.seed)
+    tracker = EvalTracker(config, output)  # eval specs checked before the data and the model load
+    started = time.time()
+    data, weights = load_data(config)
     sampler = TaskBatchSampler(
         data.tasks,
         config.batch_size,
         seed=config.seed,
         world_size=accelerator.num_processes,
         rank=accelerator.process_index,
-        weights=config.weights(),
+        weights=weights,
+        groups=data.groups(),
     )
     if accelerator.is_main_process:
         _write_task_mix(output, data, sampler, config)
     spec = ModelSpec(config.model, device=str(accelerator.device), max_seq_length=config.max_seq_length)
     model = spec.load()  # float32 torch: training needs the plain weights
+    model.instructions = trained_instructions(data)
     if config.gradient_checkpointing:
         model.transformer.auto_model.gradient_checkpointing_enable()
     pooler = getattr(model.transformer.auto_model, "pooler", None)
     if pooler is not None:  # BERT-style [CLS] head: INSTRUCTOR pools itself, so it never gets a gradient
         pooler.requires_grad_(False)
-    loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=Collator(model.instruction_tokenizer))
+    collator = Collator(model.instruction_tokenizer, data.formats, config.query_max_length, config.document_max_length)
+    loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=collator)
     total_steps = config.max_steps or math.ceil(config.epochs * len(sampler))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -93,7 +138,9 @@ def train(config: TrainConfig) -> Path:
 
     if accelerator.is_main_process and output.is_dir():
         _remove_partials(output)
-    step = _resume(accelerator, output, sampler) if config.resume else 0
+    step = _resume(accelerator, output, sampler, tracker) if config.resume else 0
+    if step == 0:
+        _evaluate(accelerator, model, tracker, 0)  # the starting model: the "before" of the model card
     model.train()
     progress = tqdm(total=total_steps, initial=step, disable=not (config.show_progress and accelerator.is_main_process))
     window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
@@ -102,9 +149,12 @@ def train(config: TrainConfig) -> Path:
         if not resumed_mid_epoch:
             sampler.set_epoch(sampler.epoch + (1 if step > 0 else 0))
         resumed_mid_epoch = False
-        for batch in loader:
-            batch = {name: tensor.to(accelerator.device) for name, tensor in batch.items()}
-            loss = _step(model, batch, config, accelerator)
+        for features, layout, scores in loader:
+            features = {name: tensor.to(accelerator.device) for name, tensor in features.items()}
+            scores = None if scores is None else scores.to(accelerator.device)
+            loss = _step(model, features, layout, scores, config, accelerator)
+            if config.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -127,43 +177,97 @@ def train(config: TrainConfig) -> Path:
                 }
                 _log(accelerator, output, record)
                 window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+            if tracker.due(step, total_steps):
+                record = _evaluate(accelerator, model, tracker, step)
+                if record is not None and (step % config.save_steps == 0 or step == total_steps):
+                    tracker.consider(record)  # a checkpoint is saved at this step: a candidate for keep_best
             if step % config.save_steps == 0 or step == total_steps:
-                _save_checkpoint(accelerator, model, output, step, sampler, config)
+                _save_checkpoint(accelerator, model, output, step, sampler, config, tracker)
+                if accelerator.is_main_process and config.save_total_limit:
+                    _rotate_checkpoints(output, config.save_total_limit, keep=tracker.best_step)
             if step >= total_steps:
                 break
     progress.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _save_final(accelerator.unwrap_model(model), output)
+        final = accelerator.unwrap_model(model)
+        best = tracker.best_step if config.keep_best else None
+        _save_final(final, output, best_checkpoint=None if best in (None, step) else output / f"checkpoint-{best}")
+        from .card import write_model_card
+
+        write_model_card(output, config, data, sampler, tracker, final, seconds=time.time() - started)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return output
 
 
-def _step(model, batch: dict[str, torch.Tensor], config: TrainConfig, accelerator) -> float:
-    """One forward/backward over a batch of 3B rows (queries, positives, negatives); returns the loss."""
+def load_data(config: TrainConfig) -> tuple[TrainingData, dict[str, float]]:
+    """The run's examples (read, checked, instructions applied, capped per task) and the task weights (a task
+    file's, then ``task_weights`` over them)."""
+    sources = sources_from(config.data_entries(), tasks_file=config.tasks, fmt=config.format, columns=config.columns)
+    both = config.instruction or ""
+    defaults = Sides(config.query_instruction or both, config.document_instruction or both)
+    data = load_training_data(sources, skip_invalid=config.skip_invalid, defaults=defaults, seed=config.seed)
+    data = prepare(data, instructions=config.instructions, max_rows_per_task=config.max_rows_per_task, seed=config.seed)
+    weights = {source.task: source.weight for source in sources if source.task and source.weight is not None}
+    return data, {**weights, **config.weights()}
+
+
+def trained_instructions(data: TrainingData):
+    """The instructions the model is trained with, per task, as saved beside it (``instructions.json``)."""
+    from ..instructions import InstructionPair, TrainedInstructions
+
+    return TrainedInstructions(
+        {task: InstructionPair(sides["query"], sides["document"]) for task, sides in data.instructions().items()}
+    )
+
+
+def _evaluate(accelerator, model, tracker: EvalTracker, step: int) -> dict | None:
+    """Score the model on the main process (the others wait); the record, on the main process."""
+    if not tracker.enabled:
+        return None
+    record = tracker.evaluate(accelerator.unwrap_model(model), step) if accelerator.is_main_process else None
+    accelerator.wait_for_everyone()
+    return record
+
+
+def embedding_loss(embeddings: torch.Tensor, layout: Layout, scores: torch.Tensor | None, config: TrainConfig):
+    """The batch's loss from its embeddings (laid out as :class:`Layout` says), gathered across processes
+    when ``gather_across_processes``."""
+    rows = layout.rows
+    query, positive = embeddings[:rows], embeddings[rows : 2 * rows]
+    if layout.loss == "cosent":
+        cosent = gathered_cosent_loss if config.gather_across_processes else cosent_loss
+        return cosent(query, positive, scores)
+    negative = embeddings[2 * rows : 2 * rows + layout.negatives]
+    contrastive = (
+        gathered_instructor_contrastive_loss if config.gather_across_processes else instructor_contrastive_loss
+    )
+    return contrastive(query, positive, negative, config.cl_temperature, in_batch_positives=layout.loss == "in-batch")
+
+
+def _step(model, features: dict[str, torch.Tensor], layout: Layout, scores, config: TrainConfig, accelerator) -> float:
+    """One forward/backward over a batch (queries, positives, hard negatives); returns the loss."""
     if config.cache_chunk_size is None:
-        embeddings = model(batch)["sentence_embedding"]
-        loss_function = (
-            gathered_instructor_contrastive_loss if config.gather_across_processes else instructor_contrastive_loss
-        )
-        loss = loss_function(*embeddings.chunk(3), config.cl_temperature)
+        loss = embedding_loss(model(features)["sentence_embedding"], layout, scores, config)
         accelerator.backward(loss)
         return loss.item()
-    return _cached_step(model, batch, config, accelerator)
+    return _cached_step(model, features, layout, scores, config, accelerator)
 
 
-def _cached_step(model, batch: dict[str, torch.Tensor], config: TrainConfig, accelerator) -> float:
-    """GradCache: embed every chunk without a graph, take the loss's gradient with respect to the embeddings,
-    then re-run each chunk with a graph (same dropout, from the saved RNG state) and backpropagate that gradient.
+def _cached_step(model, features: dict[str, torch.Tensor], layout: Layout, scores, config, accelerator) -> float:
+    """GradCache: embed every chunk without a graph, take the loss's gradient with respect to the embeddings
+    (across processes too, when gathered: the gather's backward sends each process its rows' gradients), then
+    re-run each chunk with a graph (same dropout, from the saved RNG state) and backpropagate that gradient.
     The gradients equal the uncached step's; memory holds one chunk's activations at a time."""
-    chunks = _chunks(batch, config.cache_chunk_size)
+    chunks = _chunks(features, config.cache_chunk_size)
     states, pieces = [], []
     with torch.no_grad():
         for chunk in chunks:
             states.append(_rng_state(accelerator.device))
             pieces.append(model(dict(chunk))["sentence_embedding"])
     embeddings = torch.cat(pieces).detach().requires_grad_()
-    loss = instructor_contrastive_loss(*embeddings.chunk(3), config.cl_temperature)
+    loss = embedding_loss(embeddings, layout, scores, config)
     loss.backward()
     for index, chunk in enumerate(chunks):
         size = config.cache_chunk_size
@@ -219,7 +323,9 @@ _PARTIAL = re.compile(r"\.final\.partial|\.checkpoint-\d+\.partial|\.(checkpoint
 INVENTORY = "checkpoint.json"  # written last into a checkpoint: its files with their sizes and digests
 
 
-def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskBatchSampler, config) -> None:
+def _save_checkpoint(
+    accelerator, model, output: Path, step: int, sampler: TaskBatchSampler, config, tracker: EvalTracker
+) -> None:
     """Write ``checkpoint-N`` completely under a temporary name, list its files in ``checkpoint.json``, then
     publish it durably (every file fsynced, one rename): a run killed while saving never leaves a checkpoint
     that resume would pick, and one damaged later is recognised by its inventory."""
@@ -232,37 +338,74 @@ def _save_checkpoint(accelerator, model, output: Path, step: int, sampler: TaskB
     accelerator.save_state(str(partial / "training_state"))
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save(partial)  # loadable as INSTRUCTOR(checkpoint-N)
-        state = {"step": step, "sampler": sampler.state_dict(), "config": asdict(config)}
+        state = {"step": step, "sampler": sampler.state_dict(), "config": asdict(config), "eval": tracker.state_dict()}
         (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
         (partial / INVENTORY).write_text(json.dumps(_inventory(partial), indent=1))
         durable.publish_folder(partial, final, fault="checkpoint")
     accelerator.wait_for_everyone()
 
 
-def _write_task_mix(output: Path, data, sampler: TaskBatchSampler, config: TrainConfig) -> None:
-    """``task_mix.json``: what the run trains on — rows and batches per epoch of each task, the instructions."""
+def task_mix(data: TrainingData, sampler: TaskBatchSampler, config: TrainConfig) -> dict:
+    """What the run trains on: each task's file, format, rows, weight, batches per epoch and instructions."""
     batches = sampler.batches_per_epoch()
-    mix = {
-        "data": str(config.data),
+    instructions = data.instructions()
+    return {
+        "data": list(config.data_entries()),
+        "tasks_file": config.tasks,
         "instructions": config.instructions,
         "max_rows_per_task": config.max_rows_per_task,
+        "notes": data.notes,
+        "skipped_rows": len(data.skipped),
         "tasks": {
-            task: {"rows": len(indices), "weight": sampler.weights.get(task, 1.0), "batches_per_epoch": batches[task]}
+            task: {
+                "file": data.files.get(task),
+                "format": data.formats.get(task),
+                "rows": len(indices),
+                "weight": sampler.weights.get(task, 1.0),
+                "batches_per_epoch": batches[task],
+                "instructions": instructions[task],
+            }
             for task, indices in sorted(data.tasks.items())
         },
     }
+
+
+def _write_task_mix(output: Path, data: TrainingData, sampler: TaskBatchSampler, config: TrainConfig) -> None:
+    """``task_mix.json``: :func:`task_mix`, written before training starts."""
+    mix = task_mix(data, sampler, config)
     output.mkdir(parents=True, exist_ok=True)
     durable.write_text(output / "task_mix.json", json.dumps(mix, indent=1) + "\n")
 
 
-def _save_final(model, output: Path) -> None:
-    """The trained model into ``output`` (``INSTRUCTOR(output)`` loads it): written whole into a partial folder,
-    then its files published into ``output`` one rename each, ``modules.json`` last. A kill while saving leaves
-    the partial folder (removed by the next run), never a writer's temporary file beside the checkpoints."""
+_TRAINING_FILES = ("training_state", "trainer_state.json", INVENTORY)  # a checkpoint's files that are not the model
+
+
+def _save_final(model, output: Path, best_checkpoint: Path | None = None) -> None:
+    """The trained model (or, with ``keep_best``, the best checkpoint's) into ``output`` (``INSTRUCTOR(output)``
+    loads it): written whole into a partial folder, then its files published into ``output`` one rename each,
+    ``modules.json`` last. A kill while saving leaves the partial folder (removed by the next run), never a
+    writer's temporary file beside the checkpoints."""
     partial = output / ".final.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save(partial)
+    if best_checkpoint is None:
+        model.save(partial)
+    else:
+        shutil.copytree(best_checkpoint, partial, ignore=shutil.ignore_patterns(*_TRAINING_FILES))
     durable.publish_into(partial, output, last="modules.json")
+
+
+def _rotate_checkpoints(output: Path, limit: int, keep: int | None) -> None:
+    """Remove the oldest checkpoints beyond the newest ``limit``, never checkpoint-``keep`` (the best so far)."""
+    found = sorted(
+        (p for p in output.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()),
+        key=lambda p: int(p.name.split("-", 1)[1]),
+    )
+    kept = {path for path in found[-limit:]}
+    if keep is not None:
+        kept.add(output / f"checkpoint-{keep}")
+    for path in found:
+        if path not in kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_partials(output: Path) -> None:
@@ -331,13 +474,15 @@ def _check_output_dir(output: Path, resume: bool) -> None:
         raise InputError(f"--resume: no complete checkpoint in {output}", param="resume")
 
 
-def _resume(accelerator, output: Path, sampler: TaskBatchSampler) -> int:
+def _resume(accelerator, output: Path, sampler: TaskBatchSampler, tracker: EvalTracker) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # _check_output_dir already warned about each damaged checkpoint
         latest = _complete_checkpoints(output)[0]
     state = json.loads((latest / "trainer_state.json").read_text())
     accelerator.load_state(str(latest / "training_state"))
     sampler.load_state_dict(state["sampler"])
+    if accelerator.is_main_process:
+        tracker.restore(state.get("eval", {}), state["step"])
     if accelerator.is_main_process:  # drop log lines written after the checkpoint, which will be redone
         log = output / "train_log.jsonl"
         if log.exists():

@@ -7,13 +7,17 @@ tasks are shuffled together — so tasks are drawn in proportion to their size, 
 epoch (more than ``n``: further shuffles of the same task; 0: none), so a few large tasks need not dominate. All ranks therefore train on the same task at the same step, which keeps
 cross-process negatives (gathered embeddings) same-task too. The order depends only on the seed,
 the epoch and the world size.
+
+Rows with a ``group`` (a labelled text's label) are batched so that no global batch holds one group twice:
+each batch takes one row from each of the groups with the most rows left (ties broken at random), so their
+in-batch negatives are true negatives and groups are used up evenly.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 
 from ..errors import InputError
 
@@ -30,6 +34,7 @@ class TaskBatchSampler:
         world_size: int = 1,
         rank: int = 0,
         weights: Mapping[str, float] | None = None,
+        groups: Mapping[int, Hashable] | None = None,
     ):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
@@ -37,17 +42,25 @@ class TaskBatchSampler:
             raise InputError(f"rank {rank} is outside world_size {world_size}", param="rank")
         self.tasks = {name: list(indices) for name, indices in sorted(tasks.items())}
         self.weights = _checked_weights(weights or {}, self.tasks)
+        self.groups = dict(groups or {})
+        self._pass_sizes: dict[str, int] = {}
         self.batch_size, self.seed, self.world_size, self.rank = batch_size, seed, world_size, rank
         self.epoch = 0
         self.start = 0  # batches of this epoch already consumed (for exact resume)
         self.last_task: str | None = None  # the task of the batch yielded last
         if not len(self):
-            sizes = ", ".join(f"{name}: {len(indices)}" for name, indices in sorted(tasks.items())[:10])
+            sizes = ", ".join(f"{name}: {self._size_of(name)}" for name in list(self.tasks)[:10])
             raise InputError(
                 f"no task has {batch_size * world_size} examples for one global batch of batch_size {batch_size} "
                 f"x {world_size} process(es) (examples per task: {sizes}); lower --batch-size",
                 param="batch_size",
             )
+
+    def _size_of(self, task: str) -> str:
+        indices = self.tasks[task]
+        if indices and indices[0] in self.groups:  # a batch holds one row per label
+            return f"{len(indices)} of {len({self.groups[i] for i in indices})} labels (one per batch row)"
+        return str(len(indices))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.start = epoch, 0
@@ -55,22 +68,39 @@ class TaskBatchSampler:
     def global_batches(self) -> list[tuple[str, list[int]]]:
         """This epoch's (task, global batch) list, identical on every rank."""
         generator = random.Random(f"{self.seed}/{self.epoch}")
-        size = self.batch_size * self.world_size
         batches = []
-        for name, indices in self.tasks.items():
+        for name in self.tasks:
             wanted, own = self._batches_of(name), []
             while len(own) < wanted:  # a weight above 1: further passes over the task, each shuffled anew
-                shuffled = indices[:]
-                generator.shuffle(shuffled)
-                own += [(name, shuffled[i : i + size]) for i in range(0, len(shuffled) - size + 1, size)]
+                own += [(name, batch) for batch in self._one_pass(name, generator)]
             batches += own[:wanted]
         generator.shuffle(batches)
         return batches
 
+    def _one_pass(self, task: str, generator: random.Random) -> list[list[int]]:
+        """One shuffled pass over a task in global batches (remainders dropped)."""
+        size = self.batch_size * self.world_size
+        shuffled = self.tasks[task][:]
+        generator.shuffle(shuffled)
+        if shuffled and shuffled[0] not in self.groups:
+            return [shuffled[i : i + size] for i in range(0, len(shuffled) - size + 1, size)]
+        left: dict[Hashable, list[int]] = {}
+        for index in shuffled:
+            left.setdefault(self.groups[index], []).append(index)
+        keys = list(left)
+        batches = []
+        while sum(1 for key in keys if left[key]) >= size:
+            ties = {key: generator.random() for key in keys}
+            chosen = sorted((key for key in keys if left[key]), key=lambda key: (-len(left[key]), ties[key]))[:size]
+            batches.append([left[key].pop() for key in chosen])
+        return batches
+
     def _batches_of(self, task: str) -> int:
-        """The task's global batches per epoch: its full batches, times its weight."""
-        full = len(self.tasks[task]) // (self.batch_size * self.world_size)
-        return round(self.weights.get(task, 1.0) * full)
+        """The task's global batches per epoch: its full batches (for grouped rows, those with distinct groups;
+        their number does not depend on the shuffle), times its weight."""
+        if task not in self._pass_sizes:
+            self._pass_sizes[task] = len(self._one_pass(task, random.Random(0)))
+        return round(self.weights.get(task, 1.0) * self._pass_sizes[task])
 
     def batches_per_epoch(self) -> dict[str, int]:
         """Each task's global batches in one epoch (the task mix)."""
