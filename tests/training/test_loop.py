@@ -209,3 +209,18 @@ def test_the_ablation_knobs_shape_what_is_trained_and_are_recorded(minilm_dir, m
     assert mix["tasks"]["qa"]["instructions"] == {"query": "", "document": ""}
     with pytest.raises(InputError, match="task_weights: 'qa' is not TASK=WEIGHT"):
         train(config(minilm_dir, medi_file, tmp_path / "bad", task_weights="qa"))
+
+
+@pytest.mark.slow
+def test_gradcache_with_cross_process_negatives_gives_the_plain_gradients(minilm_dir, medi_file):
+    """Two CPU processes: the cached step's loss is gathered too, and its backward sends each process the
+    gradient of its own rows, so the gradients equal the uncached gathered step's."""
+    script = Path(__file__).with_name("gathered_cache_check.py")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+        str(script), str(minilm_dir), str(medi_file),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK rank 0" in result.stdout and "OK rank 1" in result.stdout

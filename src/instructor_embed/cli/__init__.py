@@ -11,11 +11,12 @@ import sys
 
 from .. import __version__
 from ..errors import InstructorEmbedError
-from . import encode, evaluate, export, search, serve, train
+from . import encode, evaluate, export, mine, search, serve, train
 
 COMMANDS = {
     "encode": encode,
     "train": train,
+    "mine": mine,
     "evaluate": evaluate,
     "serve": serve,
     "search": search,
