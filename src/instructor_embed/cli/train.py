@@ -82,6 +82,11 @@ def add_parser(commands) -> None:
     option("--eval", "evaluate's task names or spec files: scored before, every --eval-steps and at the end", nargs="+")
     option("--eval-steps", "evaluate every this many steps (default: --save-steps)", type=int)
     option("--eval-data-dir", "local data of named --eval tasks (default: evaluate's)")
+    option(
+        "--eval-instructions",
+        "the --eval tasks' instructions, as evaluate's --instructions: a built-in set (e.g. hkunlp/instructor-large), "
+        "'none' or a JSON file (default: the set of --model, if it has one)",
+    )
     option("--keep-best", "'average' or an --eval task: the final model is the checkpoint that scored best")
     option("--save-total-limit", "keep only the newest N checkpoints (and the best)", type=int)
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -124,7 +124,14 @@ def write_model_card(output: Path, config: TrainConfig, data, sampler, tracker, 
         lines += ["", *(f"- {note}" for note in mix["notes"])]
     columns = score_columns(tracker.history, tracker.best_step if config.keep_best else None)
     if columns:
-        lines += ["", "## Scores", "", f"Main score × 100 of `evaluate` on: {', '.join(tracker.jobs)}.", ""]
+        chosen = config.eval_instructions or "the set of the base model, if it has one"
+        lines += [
+            "",
+            "## Scores",
+            "",
+            f"Main score × 100 of `evaluate` on: {', '.join(tracker.jobs)} (instructions: {chosen}).",
+            "",
+        ]
         lines.append(scores_markdown(columns).rstrip("\n"))
         if config.keep_best:
             lines += ["", f"The saved model is the checkpoint with the best {config.keep_best} (`--keep-best`)."]

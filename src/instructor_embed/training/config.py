@@ -50,6 +50,7 @@ class TrainConfig:
     eval: tuple[str, ...] = ()  # evaluate's task names or spec files, before, every eval_steps and at the end
     eval_steps: int | None = None  # default: at save_steps
     eval_data_dir: str | None = None  # local task data for named tasks (default: evaluate's)
+    eval_instructions: str | None = None  # evaluate's --instructions: a built-in set, "none" or a JSON file
     keep_best: str | None = None  # "average" or a task name: the final model is the best evaluated checkpoint
     save_total_limit: int | None = None  # keep at most this many checkpoints (never removing the best)
     command: str | None = None  # how the run was started, for the model card (the CLI fills it)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,9 +28,13 @@ class EvalTracker:
         self.config, self.output = config, output
         self.jobs: dict = {}
         if config.eval:
+            from ..evaluation.instruction_sets import resolve_instructions
             from ..evaluation.runner import read_tasks  # the eval extra, only when asked for
 
-            self.jobs = read_tasks(config.eval)  # spec files checked before the model loads
+            with warnings.catch_warnings():  # evaluate runs the task versions it names; training says so once
+                warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by", category=UserWarning)
+                self.jobs = read_tasks(config.eval)  # spec files checked before the model loads
+            resolve_instructions(config.eval_instructions, config.model)  # and the instruction choice
         if config.keep_best not in (None, "average", *self.jobs):
             raise InputError(
                 f"keep_best {config.keep_best!r} is neither 'average' nor an eval task ({', '.join(self.jobs)})",
@@ -55,21 +61,25 @@ class EvalTracker:
 
         was_training = model.training
         model.eval()
+        started = time.perf_counter()
         with torch.no_grad():
             results = score_model(
                 model,
                 self.jobs,
-                model_name=self.config.model,
+                model_name=str(self.config.model),
+                instructions=self.config.eval_instructions,
                 data_dir=Path(self.config.eval_data_dir) if self.config.eval_data_dir else None,
             )
         model.train(was_training)
+        seconds = round(time.perf_counter() - started, 2)
         scores = {task: result.get("main_score") for task, result in results.items()}
         errors = {task: result["error"] for task, result in results.items() if "error" in result}
-        record = {"step": step, "scores": scores, "metric": self.metric(scores)}
+        record = {"step": step, "scores": scores, "metric": self.metric(scores), "seconds": seconds}
         if errors:
             record["errors"] = errors
         self.history.append(record)
-        with open(self.output / EVAL_LOG, "a", encoding="utf-8") as handle:
+        mode = "w" if step == 0 else "a"  # a new run's first evaluation: no lines of a run killed before training
+        with open(self.output / EVAL_LOG, mode, encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         return record
 
