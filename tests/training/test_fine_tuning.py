@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from support import shared_path
 
 from instructor_embed import INSTRUCTOR, InputError
+from instructor_embed.instructions import InstructionPair
 from instructor_embed.training.loop import TrainConfig, train
 
 pytest.importorskip("accelerate")
@@ -200,3 +201,27 @@ def test_the_tracker_resumes_with_the_evaluations_up_to_the_checkpoint(tmp_path)
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [0, 2]
     assert not tracker.consider({"step": 0, "metric": 9.0})  # the base model is never "the best checkpoint"
     assert tracker.consider({"step": 4, "metric": 0.3}) and tracker.best_step == 4
+
+
+@pytest.mark.slow
+def test_the_cli_trains_a_folder_of_tasks_in_different_formats(minilm_dir, tmp_path):
+    """A folder: STS-B pairs with scores (CoSENT) and FAQ-style pairs with hard negatives, one task per file;
+    every batch stays within its task and takes that task's loss."""
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    data_of("scored", folder)
+    data_of("pairs", folder)
+    output = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "instructor_embed", "train", "--model", str(minilm_dir), "--data", str(folder),
+        "--query-instruction", QUERY, "--document-instruction", DOCUMENT, "--output-dir", str(output),
+        "--batch-size", "4", "--max-steps", "8", "--save-steps", "8", "--logging-steps", "1",
+        "--max-seq-length", "48", "--seed", "4", "--quiet",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert {r["task"] for r in records} == {"stsb", "pairs"} and all(np.isfinite(r["loss"]) for r in records)
+    mix = json.loads((output / "task_mix.json").read_text())
+    assert {task: entry["format"] for task, entry in mix["tasks"].items()} == {"stsb": "scored", "pairs": "pairs"}
+    assert INSTRUCTOR(output, device="cpu").instructions.default == InstructionPair(QUERY, DOCUMENT)

@@ -86,8 +86,9 @@ class Collator:
 
 
 def train(config: TrainConfig) -> Path:
-    """Train and return the output directory, which then holds the final model (``INSTRUCTOR(output_dir)``),
-    ``checkpoint-N`` folders and ``train_log.jsonl``."""
+    """Train and return the output directory, which then holds the final model (``INSTRUCTOR(output_dir)``, with
+    the ``instructions.json`` it was trained with), its model card ``README.md``, ``checkpoint-N`` folders,
+    ``train_log.jsonl``, ``task_mix.json`` and, with ``eval``, ``eval_log.jsonl`` and ``scores.png``."""
     accelerate = require("train", "accelerate", "training")
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
