@@ -225,3 +225,30 @@ def test_the_cli_trains_a_folder_of_tasks_in_different_formats(minilm_dir, tmp_p
     mix = json.loads((output / "task_mix.json").read_text())
     assert {task: entry["format"] for task, entry in mix["tasks"].items()} == {"stsb": "scored", "pairs": "pairs"}
     assert INSTRUCTOR(output, device="cpu").instructions.default == InstructionPair(QUERY, DOCUMENT)
+
+
+def test_matryoshka_averages_the_loss_over_leading_dimensions(minilm_dir):
+    import torch
+
+    from instructor_embed.training.loop import Layout, embedding_loss
+
+    generator = torch.Generator().manual_seed(5)
+    embeddings = torch.randn(12, 32, generator=generator)
+    scores = torch.tensor([1.0, 3.0, 2.0, 0.5])
+    for layout in (Layout("instructor", 4, 4), Layout("in-batch", 4, 2), Layout("cosent", 4, 0)):
+        plain = settings(minilm_dir, "x.csv", "unused")
+        nested = settings(minilm_dir, "x.csv", "unused", matryoshka_dims=(32, 16, 4))
+        parts = [embedding_loss(embeddings[:, :d], layout, scores, plain) for d in (32, 16, 4)]
+        torch.testing.assert_close(embedding_loss(embeddings, layout, scores, nested), torch.stack(parts).mean())
+    with pytest.raises(InputError, match="matryoshka_dims must be positive integers"):
+        settings(minilm_dir, "x.csv", "unused", matryoshka_dims=(0,)).validate()
+
+
+@pytest.mark.slow
+def test_matryoshka_training_runs_and_refuses_dimensions_the_model_lacks(minilm_dir, tmp_path):
+    data = data_of("scored", tmp_path)
+    output = train(settings(minilm_dir, data, tmp_path / "run", max_steps=3, matryoshka_dims=(384, 128, 32)))
+    assert "| matryoshka_dims | (384, 128, 32) |" in (output / "README.md").read_text()
+    assert INSTRUCTOR(output, device="cpu", truncate_dim=32).encode(["a card"]).shape == (1, 32)
+    with pytest.raises(InputError, match=r"matryoshka_dims \[512\] exceed the model's 384 dimensions"):
+        train(settings(minilm_dir, data, tmp_path / "wide", matryoshka_dims=(512, 64)))

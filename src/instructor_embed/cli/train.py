@@ -59,6 +59,13 @@ def add_parser(commands) -> None:
     option("--resume", "continue from the last checkpoint in --output-dir", action="store_true")
     option("--skip-invalid", "skip and count invalid rows instead of stopping", action="store_true")
     option("--gradient-checkpointing", "recompute activations in the backward pass to save memory", action="store_true")
+    option(
+        "--matryoshka-dims",
+        "Matryoshka training: the loss averaged over these leading dimensions (e.g. 384 256 128 64), so that "
+        "truncate_dim loses little",
+        type=int,
+        nargs="+",
+    )
     option("--max-grad-norm", "clip the gradient norm to this (0: no clipping)", type=float)
     option("--query-max-length", "tokens per query-side text (default: --max-seq-length)", type=int)
     option("--document-max-length", "tokens per document-side text (default: --max-seq-length)", type=int)
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
     options["data"] = tuple(options["data"] or ()) or None
     options["eval"] = tuple(options["eval"] or ())
+    options["matryoshka_dims"] = tuple(options["matryoshka_dims"] or ())
     if options["max_grad_norm"] == 0:
         options["max_grad_norm"] = None
     command = shlex.join(["instructor-embed", *sys.argv[1:]])

@@ -26,6 +26,7 @@ _SETTINGS = (
     "query_max_length",
     "document_max_length",
     "max_grad_norm",
+    "matryoshka_dims",
     "mixed_precision",
     "gradient_checkpointing",
     "cache_chunk_size",

@@ -44,6 +44,7 @@ class TrainConfig:
     instruction: str | None = None  # both sides' instruction for tasks that give none
     query_instruction: str | None = None  # the query side's (anchor, sentence1, text), over ``instruction``
     document_instruction: str | None = None  # the document side's (positive, negatives, sentence2)
+    matryoshka_dims: tuple[int, ...] = ()  # Matryoshka: the loss averaged over these leading dimensions
     max_grad_norm: float | None = 1.0  # clip gradients to this norm (None: no clipping)
     query_max_length: int | None = None  # tokens per query-side text (default: max_seq_length)
     document_max_length: int | None = None  # tokens per document-side text (default: max_seq_length)
@@ -88,6 +89,8 @@ class TrainConfig:
         for name in ("query_max_length", "document_max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise InputError(f"{name} must be at least 2 tokens, got {getattr(self, name)}", param=name)
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.matryoshka_dims):
+            raise InputError(f"matryoshka_dims must be positive integers, got {self.matryoshka_dims}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise InputError(f"max_grad_norm must be positive, got {self.max_grad_norm}", param="max_grad_norm")
         if not self.data_entries() and not self.tasks:

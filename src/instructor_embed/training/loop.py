@@ -122,6 +122,7 @@ def train(config: TrainConfig) -> Path:
     spec = ModelSpec(config.model, device=str(accelerator.device), max_seq_length=config.max_seq_length)
     model = spec.load()  # float32 torch: training needs the plain weights
     model.instructions = trained_instructions(data)
+    _check_matryoshka(config, model.get_sentence_embedding_dimension())
     if config.gradient_checkpointing:
         model.transformer.auto_model.gradient_checkpointing_enable()
     pooler = getattr(model.transformer.auto_model, "pooler", None)
@@ -234,7 +235,16 @@ def _evaluate(accelerator, model, tracker: EvalTracker, step: int) -> dict | Non
 
 def embedding_loss(embeddings: torch.Tensor, layout: Layout, scores: torch.Tensor | None, config: TrainConfig):
     """The batch's loss from its embeddings (laid out as :class:`Layout` says), gathered across processes
-    when ``gather_across_processes``."""
+    when ``gather_across_processes``; with ``matryoshka_dims``, the mean of the losses on each number of leading
+    dimensions (the losses compare by cosine, so a truncated vector is re-normalised), so that ``truncate_dim``
+    loses little."""
+    if config.matryoshka_dims:
+        losses = [_loss(embeddings[:, :dims], layout, scores, config) for dims in config.matryoshka_dims]
+        return torch.stack(losses).mean()
+    return _loss(embeddings, layout, scores, config)
+
+
+def _loss(embeddings: torch.Tensor, layout: Layout, scores: torch.Tensor | None, config: TrainConfig):
     rows = layout.rows
     query, positive = embeddings[:rows], embeddings[rows : 2 * rows]
     if layout.loss == "cosent":
@@ -245,6 +255,14 @@ def embedding_loss(embeddings: torch.Tensor, layout: Layout, scores: torch.Tenso
         gathered_instructor_contrastive_loss if config.gather_across_processes else instructor_contrastive_loss
     )
     return contrastive(query, positive, negative, config.cl_temperature, in_batch_positives=layout.loss == "in-batch")
+
+
+def _check_matryoshka(config: TrainConfig, dimension: int) -> None:
+    too_wide = [dims for dims in config.matryoshka_dims if dims > dimension]
+    if too_wide:
+        raise InputError(
+            f"matryoshka_dims {too_wide} exceed the model's {dimension} dimensions", param="matryoshka_dims"
+        )
 
 
 def _step(model, features: dict[str, torch.Tensor], layout: Layout, scores, config: TrainConfig, accelerator) -> float:
