@@ -120,3 +120,13 @@ def _cpu_flags() -> set[str]:
             if line.startswith(("flags", "Features")):
                 return set(line.split(":", 1)[1].split())
     return set()
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name as /proc/cpuinfo gives it (Linux), else None."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.system() == "Linux" and cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None

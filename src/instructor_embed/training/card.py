@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import durable
 from ..evaluation.reports import comparison_table
-from ..hardware import detect
+from ..hardware import cpu_model, detect
 from .config import TrainConfig
 
 CARD = "README.md"
@@ -73,7 +73,7 @@ def hardware_line(device: str, processes: int) -> str:
 
         where = f"{torch.cuda.get_device_name(device)} ({detect('cuda', torch.device(device).index).describe()})"
     else:
-        model = _cpu_model() or platform.processor() or platform.machine()
+        model = cpu_model() or platform.processor() or platform.machine()
         where = f"{model}, {detect('cpu').describe()}"
     return f"{where}; {processes} process(es)"
 
@@ -184,15 +184,6 @@ def _chart(output: Path, history: list[dict]) -> bool:
     figure.savefig(output / CHART, dpi=120)
     plt.close(figure)
     return True
-
-
-def _cpu_model() -> str | None:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return None
 
 
 def _duration(seconds: float) -> str:
