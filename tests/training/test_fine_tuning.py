@@ -252,3 +252,16 @@ def test_matryoshka_training_runs_and_refuses_dimensions_the_model_lacks(minilm_
     assert INSTRUCTOR(output, device="cpu", truncate_dim=32).encode(["a card"]).shape == (1, 32)
     with pytest.raises(InputError, match=r"matryoshka_dims \[512\] exceed the model's 384 dimensions"):
         train(settings(minilm_dir, data, tmp_path / "wide", matryoshka_dims=(512, 64)))
+
+
+def test_the_tracker_scores_a_model_named_by_a_path(minilm_dir, tmp_path):
+    """A TrainConfig whose model is a Path (as get_model_path() returns) crashed mteb's model metadata."""
+    pytest.importorskip("mteb")
+    from instructor_embed.training.tracking import EvalTracker
+
+    write_csv(tmp_path / "sts_test.csv", stsb_rows("test", 40))
+    spec = {"name": "STSBTiny", "type": "sts", "test": "sts_test.csv"}
+    (tmp_path / "sts.json").write_text(json.dumps(spec))
+    config = TrainConfig(model=Path(minilm_dir), data="d", output_dir=str(tmp_path), eval=(str(tmp_path / "sts.json"),))
+    record = EvalTracker(config, tmp_path).evaluate(INSTRUCTOR(minilm_dir, device="cpu"), 0)
+    assert 0 < record["scores"]["STSBTiny"] <= 1 and record["seconds"] >= 0

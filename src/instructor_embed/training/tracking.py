@@ -34,7 +34,7 @@ class EvalTracker:
             with warnings.catch_warnings():  # evaluate runs the task versions it names; training says so once
                 warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by", category=UserWarning)
                 self.jobs = read_tasks(config.eval)  # spec files checked before the model loads
-            resolve_instructions(config.eval_instructions, config.model)  # and the instruction choice
+            resolve_instructions(config.eval_instructions, str(config.model))  # and the instruction choice
         if config.keep_best not in (None, "average", *self.jobs):
             raise InputError(
                 f"keep_best {config.keep_best!r} is neither 'average' nor an eval task ({', '.join(self.jobs)})",
