@@ -415,11 +415,8 @@ def _save_final(model, output: Path, best_checkpoint: Path | None = None) -> Non
 
 def _rotate_checkpoints(output: Path, limit: int, keep: int | None) -> None:
     """Remove the oldest checkpoints beyond the newest ``limit``, never checkpoint-``keep`` (the best so far)."""
-    found = sorted(
-        (p for p in output.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()),
-        key=lambda p: int(p.name.split("-", 1)[1]),
-    )
-    kept = {path for path in found[-limit:]}
+    found = _checkpoint_folders(output)
+    kept = set(found[:limit])
     if keep is not None:
         kept.add(output / f"checkpoint-{keep}")
     for path in found:
@@ -466,15 +463,19 @@ def _damage(checkpoint: Path) -> str | None:
     return None
 
 
-def _complete_checkpoints(output: Path) -> list[Path]:
-    """The complete ``checkpoint-N`` folders, newest first; a damaged one is skipped with a warning naming it."""
-    found = sorted(
+def _checkpoint_folders(output: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders, newest first."""
+    return sorted(
         (p for p in output.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()),
         key=lambda p: int(p.name.split("-", 1)[1]),
         reverse=True,
     )
+
+
+def _complete_checkpoints(output: Path) -> list[Path]:
+    """The complete ``checkpoint-N`` folders, newest first; a damaged one is skipped with a warning naming it."""
     complete = []
-    for checkpoint in found:
+    for checkpoint in _checkpoint_folders(output):
         damage = _damage(checkpoint)
         if damage is None:
             complete.append(checkpoint)

@@ -93,7 +93,9 @@ def select_negatives(
         ceiling = min(ceiling, positive_score * (1 - rules.relative_margin))
     if rules.max_score is not None:
         ceiling = min(ceiling, rules.max_score)
-    order = np.argsort(-scores, kind="stable")
+    depth = min(len(scores), rules.range_max + len(excluded))  # enough candidates once the exclusions are dropped
+    best = np.argpartition(-scores, depth - 1)[:depth] if depth < len(scores) else np.arange(len(scores))
+    order = best[np.argsort(-scores[best], kind="stable")]  # only the top of the corpus is sorted
     ranked = [int(position) for position in order if int(position) not in excluded and np.isfinite(scores[position])]
     window = [position for position in ranked[rules.range_min : rules.range_max] if scores[position] <= ceiling]
     if rules.sampling == "random":
