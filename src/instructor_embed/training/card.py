@@ -11,6 +11,7 @@ from .. import durable
 from ..evaluation.reports import comparison_table
 from ..hardware import cpu_model, detect
 from .config import TrainConfig
+from .lora import ADAPTER_FOLDER, trainable_parameters
 
 CARD = "README.md"
 CHART = "scores.png"
@@ -27,6 +28,7 @@ _SETTINGS = (
     "document_max_length",
     "max_grad_norm",
     "matryoshka_dims",
+    "lora_rank",
     "mixed_precision",
     "gradient_checkpointing",
     "cache_chunk_size",
@@ -141,6 +143,16 @@ def write_model_card(output: Path, config: TrainConfig, data, sampler, tracker, 
         lines += ["", "Every evaluation: `eval_log.jsonl`."]
     lines += ["", "## Training", "", "| setting | value |", "| --- | --- |"]
     lines += [f"| {name} | {_cell(getattr(config, name))} |" for name in _SETTINGS]
+    if config.lora_rank is not None:
+        trainable, total = trainable_parameters(model)
+        targets = ", ".join(config.lora_target_modules) or "peft's default for the architecture"
+        lines += [
+            "",
+            f"LoRA (peft): rank {config.lora_rank}, alpha {config.lora_alpha or 2 * config.lora_rank:g}, dropout "
+            f"{config.lora_dropout:g}, on {targets}: {trainable:,} of {total:,} parameters trained "
+            f"({100 * trainable / total:.2f}%). The saved model has the adapters merged into its weights; the "
+            f"adapter alone is in `{ADAPTER_FOLDER}/`.",
+        ]
     device = str(next(model.parameters()).device)
     lines += [
         "",

@@ -45,6 +45,10 @@ class TrainConfig:
     query_instruction: str | None = None  # the query side's (anchor, sentence1, text), over ``instruction``
     document_instruction: str | None = None  # the document side's (positive, negatives, sentence2)
     matryoshka_dims: tuple[int, ...] = ()  # Matryoshka: the loss averaged over these leading dimensions
+    lora_rank: int | None = None  # LoRA adapters of this rank (peft), the rest frozen; None: full fine-tuning
+    lora_alpha: float | None = None  # LoRA scaling numerator (default: 2 x lora_rank)
+    lora_dropout: float = 0.1
+    lora_target_modules: tuple[str, ...] = ()  # module names, or ("all-linear",); (): peft's for the architecture
     max_grad_norm: float | None = 1.0  # clip gradients to this norm (None: no clipping)
     query_max_length: int | None = None  # tokens per query-side text (default: max_seq_length)
     document_max_length: int | None = None  # tokens per document-side text (default: max_seq_length)
@@ -91,6 +95,14 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 2 tokens, got {getattr(self, name)}", param=name)
         if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.matryoshka_dims):
             raise InputError(f"matryoshka_dims must be positive integers, got {self.matryoshka_dims}")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise InputError(f"lora_rank must be at least 1, got {self.lora_rank}", param="lora_rank")
+        if self.lora_rank is None and (self.lora_alpha is not None or self.lora_target_modules):
+            raise InputError("lora_alpha and lora_target_modules need lora_rank", param="lora_rank")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise InputError(f"lora_alpha must be positive, got {self.lora_alpha}", param="lora_alpha")
+        if not 0 <= self.lora_dropout < 1:
+            raise InputError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}", param="lora_dropout")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise InputError(f"max_grad_norm must be positive, got {self.max_grad_norm}", param="max_grad_norm")
         if not self.data_entries() and not self.tasks:

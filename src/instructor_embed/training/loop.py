@@ -32,6 +32,7 @@ from ..tokenization import InstructionTokenizer, Item, Tokenized
 from .config import TrainConfig
 from .data import Example, TrainingData, load_training_data, prepare, sources_from
 from .formats import LOSS_OF_FORMAT, Sides
+from .lora import add_lora, save_model
 from .loss import (
     cosent_loss,
     gathered_cosent_loss,
@@ -128,6 +129,8 @@ def train(config: TrainConfig) -> Path:
     pooler = getattr(model.transformer.auto_model, "pooler", None)
     if pooler is not None:  # BERT-style [CLS] head: INSTRUCTOR pools itself, so it never gets a gradient
         pooler.requires_grad_(False)
+    if config.lora_rank is not None:
+        add_lora(model, config)
     collator = Collator(model.instruction_tokenizer, data.formats, config.query_max_length, config.document_max_length)
     loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=collator)
     total_steps = config.max_steps or math.ceil(config.epochs * len(sampler))
@@ -356,7 +359,7 @@ def _save_checkpoint(
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial / "training_state"))
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save(partial)  # loadable as INSTRUCTOR(checkpoint-N)
+        save_model(accelerator.unwrap_model(model), partial)  # loadable as INSTRUCTOR(checkpoint-N)
         state = {"step": step, "sampler": sampler.state_dict(), "config": asdict(config), "eval": tracker.state_dict()}
         (partial / "trainer_state.json").write_text(json.dumps(state, indent=2))
         (partial / INVENTORY).write_text(json.dumps(_inventory(partial), indent=1))
@@ -407,7 +410,7 @@ def _save_final(model, output: Path, best_checkpoint: Path | None = None) -> Non
     partial = output / ".final.partial"
     shutil.rmtree(partial, ignore_errors=True)
     if best_checkpoint is None:
-        model.save(partial)
+        save_model(model, partial)
     else:
         shutil.copytree(best_checkpoint, partial, ignore=shutil.ignore_patterns(*_TRAINING_FILES))
     durable.publish_into(partial, output, last="modules.json")
