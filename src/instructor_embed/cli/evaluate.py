@@ -21,7 +21,6 @@ def add_parser(commands) -> None:
     evaluate.add_argument("--model", action="append", required=True, help="Hub id or directory; repeat to compare")
     evaluate.add_argument(
         "--tasks",
-        required=True,
         help="comma-separated MTEB task names, task spec files (.json), or all-local (STSBenchmark, STS12-16, "
         "SICK-R, Banking77Classification, MSMARCO-sample, Billboard-cnndm, Billboard-mscoco)",
     )
@@ -35,16 +34,39 @@ def add_parser(commands) -> None:
     evaluate.add_argument(
         "--data-dir", help="local task data (default: $INSTRUCTOR_EMBED_SHARED/data or ../shared/data)"
     )
+    prompts = evaluate.add_argument_group(
+        "prompt retrieval",
+        "the paper's third benchmark: demonstrations chosen by the embedder, completed by a causal LM, scored "
+        "(ROUGE-L or accuracy) against random demonstrations and zero-shot; writes OUTPUT/prompt_retrieval.json "
+        "and .md",
+    )
+    prompts.add_argument(
+        "--prompt-retrieval",
+        nargs="+",
+        metavar="TASK_SPEC",
+        help='task specs (.json): {"name", "type": "prompt-retrieval", "pool", "test" (JSONL with input and '
+        'output), "template" ("...{input}...{output}"), "metric" (rouge-l or accuracy), "instruction", "k", '
+        '"max_new_tokens"}',
+    )
+    prompts.add_argument("--lm", help="Hugging Face causal language model (Hub id or directory)")
+    prompts.add_argument("--lm-device", help="the LM's device (default: cuda if present, else cpu)")
+    prompts.add_argument("--lm-batch-size", type=int, default=8, help="prompts per generate call")
+    prompts.add_argument("--seed", type=int, default=0, help="seed of the random-demonstration baseline")
     add_model_options(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..evaluation.runner import EvalConfig, evaluate
 
+    if not args.tasks and not args.prompt_retrieval:
+        raise InputError("give --tasks, --prompt-retrieval, or both")
+    if args.prompt_retrieval and not args.lm:
+        raise InputError("--prompt-retrieval needs --lm: the causal language model that answers the prompts")
     config = EvalConfig(
         models=tuple(args.model),
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        tasks=tuple(t.strip() for t in (args.tasks or "").split(",") if t.strip()),
         output_dir=args.output_dir,
         instructions=args.instructions,
         batch_size=args.batch_size,
@@ -55,6 +77,22 @@ def run(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         show_progress=not args.quiet,
     )
+    if args.prompt_retrieval:
+        from ..evaluation.in_context import evaluate_prompt_retrieval, prompt_table
+
+        scores = evaluate_prompt_retrieval(
+            config.models,
+            args.prompt_retrieval,
+            args.lm,
+            args.output_dir,
+            lm_device=args.lm_device,
+            lm_batch_size=args.lm_batch_size,
+            seed=args.seed,
+            load_model=lambda name: config.spec(name).load(),
+        )
+        print(prompt_table(scores, args.lm), file=sys.stderr)
+        if not config.tasks:
+            return 0
     results = evaluate(config)
     failed = [f"{model}: {task}" for model, tasks in results.items() for task, s in tasks.items() if "error" in s]
     print(
