@@ -215,6 +215,12 @@ def test_a_task_file_names_tasks_their_files_formats_instructions_and_weights(tm
         },
         "similar": {"query": "Represent the sentence: ", "document": "Represent the sentence: "},
     }
+    yaml = pytest.importorskip("yaml")
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump(spec))
+    assert read_tasks_file(tmp_path / "tasks.yaml") == sources
+    (tmp_path / "bad.yml").write_text("faq: {file: qa.csv\n")
+    with pytest.raises(InputError, match="bad.yml: not a YAML task file"):
+        read_tasks_file(tmp_path / "bad.yml")
     (tmp_path / "bad.json").write_text(json.dumps({"faq": {"file": "qa.csv", "instructions": "x"}}))
     with pytest.raises(InputError, match=r"task 'faq': unknown keys \['instructions'\]"):
         read_tasks_file(tmp_path / "bad.json")

@@ -36,7 +36,7 @@ def add_parser(commands) -> None:
     option("--data", "training files or folders (each file one task; MEDI files name their tasks)", nargs="+")
     option(
         "--tasks",
-        'a JSON task file: {"TASK": {"file": ..., "format"?, "columns"?, "instruction"? or "query_instruction"? '
+        'a JSON or YAML task file: {"TASK": {"file": ..., "format"?, "columns"?, "instruction"? or "query_instruction"? '
         '/ "document_instruction"?, "weight"?}} (files relative to it)',
     )
     option("--format", "the --data files' format (default: told by their columns)", choices=FORMATS)

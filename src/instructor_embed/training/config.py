@@ -38,7 +38,7 @@ class TrainConfig:
     instructions: str = "keep"  # "keep", "none" (train without any), or a JSON file: task -> instructions
     max_rows_per_task: int | None = None  # a seeded sample of at most this many rows per task
     task_weights: str | None = None  # "TASK=WEIGHT,...": a task's batches per epoch times its weight (default 1)
-    tasks: str | None = None  # a JSON task file: task -> {"file", "format", "columns", instructions, "weight"}
+    tasks: str | None = None  # a JSON or YAML task file: task -> {"file", "format", "columns", instructions, "weight"}
     format: str | None = None  # the data files' format (training.formats); None: detected from the columns
     columns: str | None = None  # "anchor=question,positive=answer": the format's columns -> the files'
     instruction: str | None = None  # both sides' instruction for tasks that give none

@@ -266,17 +266,33 @@ def parse_columns(columns: str | None) -> dict[str, str]:
 TASK_KEYS = ("file", "format", "columns", "instruction", "query_instruction", "document_instruction", "weight")
 
 
-def read_tasks_file(path: Path) -> list[TaskSource]:
-    """A JSON task file: ``{"TASK": {"file": ..., "format"?, "columns"?: {...}, "instruction"? (both sides) or
-    "query_instruction"?/"document_instruction"?, "weight"?}}``; files relative to the task file."""
+def _parse_tasks_file(path: Path) -> object:
     try:
-        given = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such task file", param="tasks") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not a text file ({error})", param="tasks") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml  # PyYAML: a dependency of transformers and huggingface_hub
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InputError(f"{path}: not a YAML task file ({error})", param="tasks") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
         raise InputError(f"{path}: not a JSON task file ({error})", param="tasks") from None
+
+
+def read_tasks_file(path: Path) -> list[TaskSource]:
+    """A JSON (or YAML: ``.yaml``/``.yml``) task file: ``{"TASK": {"file": ..., "format"?, "columns"?: {...},
+    "instruction"? (both sides) or "query_instruction"?/"document_instruction"?, "weight"?}}``; files relative
+    to the task file."""
+    given = _parse_tasks_file(path)
     if not isinstance(given, dict) or not given:
-        raise InputError(f'{path}: expected a JSON object TASK -> {{"file": ...}}', param="tasks")
+        raise InputError(f'{path}: expected a mapping TASK -> {{"file": ...}}', param="tasks")
     sources = []
     for task, entry in given.items():
         where = f"{path}: task {task!r}"
