@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from instructor_embed import INSTRUCTOR, InputError
+from instructor_embed.tokenization import Item
 from instructor_embed.training.loop import TrainConfig, train
 
 pytest.importorskip("accelerate")
@@ -224,3 +225,28 @@ def test_gradcache_with_cross_process_negatives_gives_the_plain_gradients(minilm
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK rank 0" in result.stdout and "OK rank 1" in result.stdout
+
+
+def test_float16_autocast_keeps_t5_wo_in_float32(tiny_t5_dir):
+    """Under autocast every Linear would run in half precision, T5's wo too (whose activations overflow float16);
+    the modules transformers keeps in float32 stay float32. Checked on CPU with bfloat16 autocast."""
+    from instructor_embed.training.mixed_precision import keep_float32_modules
+
+    model = INSTRUCTOR(tiny_t5_dir, device="cpu")
+    encoder = model.transformer.auto_model
+    dtypes: dict[str, torch.dtype] = {}
+    for name, module in encoder.named_modules():
+        if name.endswith((".wo", ".q")):
+            module.register_forward_hook(lambda m, i, o, name=name: dtypes.__setitem__(name, o.dtype))
+    features = model.instruction_tokenizer.collate(model.instruction_tokenizer.tokenize([Item("Represent: ", "a")]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(dict(features))
+    assert {dtypes[n] for n in dtypes if n.endswith(".wo")} == {torch.bfloat16}  # what autocast does alone
+    kept = keep_float32_modules(encoder, "cpu")
+    assert kept and all(name.endswith("DenseReluDense.wo") for name in kept)
+    dtypes.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vectors = model(dict(features))["sentence_embedding"]
+    assert {dtypes[n] for n in dtypes if n.endswith(".wo")} == {torch.float32}
+    assert {dtypes[n] for n in dtypes if n.endswith(".q")} == {torch.bfloat16}  # the rest still autocasts
+    assert torch.isfinite(vectors).all()

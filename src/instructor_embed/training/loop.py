@@ -39,6 +39,7 @@ from .loss import (
     gathered_instructor_contrastive_loss,
     instructor_contrastive_loss,
 )
+from .mixed_precision import keep_float32_modules
 from .sampler import TaskBatchSampler
 from .tracking import EvalTracker
 
@@ -131,6 +132,8 @@ def train(config: TrainConfig) -> Path:
         pooler.requires_grad_(False)
     if config.lora_rank is not None:
         add_lora(model, config)
+    if config.mixed_precision == "fp16":  # T5's wo in float32, as transformers keeps it when loading in float16
+        keep_float32_modules(model.transformer.auto_model, accelerator.device.type)
     collator = Collator(model.instruction_tokenizer, data.formats, config.query_max_length, config.document_max_length)
     loader = DataLoader(data.examples, batch_sampler=sampler, collate_fn=collator)
     total_steps = config.max_steps or math.ceil(config.epochs * len(sampler))
