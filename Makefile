@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test quick-test fuzz check goldens bench bench-serve bench-fidelity bench-int8 clean
+.PHONY: install demo test quick-test fuzz check goldens bench bench-serve bench-fidelity bench-int8 reproduce clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-fidelity: $(STAMP)
 # Every int8 technique tried: fidelity on the real MiniLM weights, speed on the instructor-base T5 (needs ../shared).
 bench-int8: $(STAMP)
 	$(BIN)/python benchmarks/int8_techniques.py
+
+# The paper's instruction ablation at small scale: medi-mini with and without instructions, scored on held-out
+# tasks (needs ../shared; about an hour on 2 cores). Writes benchmarks/results/instruction-ablation-<machine>.*.
+reproduce: $(STAMP)
+	$(BIN)/python benchmarks/instruction_ablation.py
 
 clean:
 	rm -rf $(VENV) .venv-reference .pytest_cache benchmarks/.cache
