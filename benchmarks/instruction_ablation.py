@@ -155,13 +155,13 @@ def curve_table(runs: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(path: Path, columns: list[dict], runs: dict[str, dict]) -> None:
+def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (bars, curve) = plt.subplots(1, 2, figsize=(15, 5), gridspec_kw={"width_ratios": [3, 1]})
+    figure, (bars, curve) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [3, 1]})
     labels = [*TASKS, "average"]
     width = 0.8 / len(columns)
     for index, column in enumerate(columns):
@@ -171,13 +171,15 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict]) -> None:
     bars.set_xticks(range(len(labels)), labels, rotation=25, ha="right")
     bars.set_ylabel("main score × 100")
     bars.set_title("held-out tasks")
-    bars.legend(fontsize=8)
+    bars.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
     for name, run in runs.items():
         points = [p for p in run["curve"] if p["average"] is not None]
         curve.plot([p["step"] for p in points], [100 * p["average"] for p in points], marker="o", label=name)
     curve.set_xlabel("training step")
-    curve.set_ylabel(f"average of {', '.join(CURVE_TASKS)}")
-    curve.set_title("while training")
+    curve.set_ylabel("average × 100")
+    curve.set_title(
+        f"while training: {len(CURVE_TASKS)} of the tasks\nat the training's {max_length} tokens", fontsize=10
+    )
     curve.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -241,7 +243,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"instruction-ablation-{detect('cpu').signature()}"
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    chart(stem.with_suffix(".png"), columns, runs)
+    chart(stem.with_suffix(".png"), columns, runs, args.max_seq_length)
     training = ", ".join(f"{name}: {run['train_seconds'] / 60:.1f} min" for name, run in runs.items())
     report = (
         f"Measured on {machine}, {record['date']} ({record['minutes']} min in all; training {training}).\n\n"
