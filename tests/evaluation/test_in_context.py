@@ -180,6 +180,7 @@ def test_answers_are_cut_at_the_next_demonstration_and_scored():
     [
         ({"template": "Query: {input}"}, "template must contain {input} and exactly one {output}"),
         ({"metric": "bleu"}, "metric must be one of rouge-l, accuracy"),
+        ({"type": "sts"}, "type is 'sts'; a prompt-retrieval spec has type 'prompt-retrieval'"),
         ({"k": 0}, "k must be a positive integer"),
         ({"k": 500}, "k is 500 but the pool has 400 examples"),
     ],

@@ -71,6 +71,8 @@ def load_prompt_task(spec_path: str | Path) -> PromptTask:
     missing = [key for key in ("name", "pool", "test", "template") if key not in spec]
     if missing:
         raise InputError(f"{spec_path}: missing {', '.join(missing)}")
+    if spec.get("type", "prompt-retrieval") != "prompt-retrieval":
+        raise InputError(f"{spec_path}: type is {spec['type']!r}; a prompt-retrieval spec has type 'prompt-retrieval'")
     template = spec["template"]
     if not isinstance(template, str) or template.count("{output}") != 1 or "{input}" not in template:
         raise InputError(f"{spec_path}: template must contain {{input}} and exactly one {{output}}")
