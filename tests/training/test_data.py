@@ -127,3 +127,39 @@ def test_instructions_removed_replaced_or_kept_and_rows_capped_on_medi_mini(tmp_
         prepare(data, instructions=str(file))
     with pytest.raises(InputError, match="'keep', 'none' or a JSON task file"):
         prepare(data, instructions=str(tmp_path / "absent.json"))
+
+
+@pytest.mark.skipif(not MEDI_MINI.is_file(), reason="needs ../shared/data/medi-mini")
+def test_instruction_wordings_are_drawn_per_text_independently_and_seeded(tmp_path):
+    """A task given several wordings: every text gets one of its side's, a query and its positive agree no more
+    often than chance (the wording must not give the pair away), and the draw is fixed by the seed."""
+    data = load_medi(MEDI_MINI)
+    query_wordings = [f"Represent the question, wording {i}:" for i in range(4)]
+    document_wordings = [f"Represent the answer, wording {i}:" for i in range(3)]
+    file = tmp_path / "wordings.json"
+    file.write_text(
+        json.dumps(
+            {
+                task: {"query": query_wordings, "document": document_wordings}
+                if task == "medquad_qa"
+                else [f"Represent the {task} text:", f"Represent this {task} text:"]
+                for task in data.tasks
+            }
+        )
+    )
+    drawn = prepare(data, instructions=str(file), seed=3)
+    medquad = [e for e in drawn.examples if e.task == "medquad_qa"]
+    assert {e.query[0] for e in medquad} == set(query_wordings)
+    assert {e.pos[0] for e in medquad} | {n[0] for e in medquad for n in e.negatives} == set(document_wordings)
+    symmetric = [e for e in drawn.examples if e.task == "sst2_sentiment"]
+    same = sum(e.query[0] == e.pos[0] for e in symmetric) / len(symmetric)
+    assert 0.4 < same < 0.6, same  # two wordings drawn independently: half the pairs agree
+    assert [e.query[0] for e in prepare(data, instructions=str(file), seed=3).examples] == [
+        e.query[0] for e in drawn.examples
+    ]
+    assert [e.query[0] for e in prepare(data, instructions=str(file), seed=4).examples] != [
+        e.query[0] for e in drawn.examples
+    ]
+    file.write_text(json.dumps({task: {"query": [], "document": "D: "} for task in data.tasks}))
+    with pytest.raises(InputError, match="non-empty list of strings"):
+        prepare(data, instructions=str(file))

@@ -96,7 +96,7 @@ def add_parser(commands) -> None:
     option(
         "--instructions",
         "keep the rows' instructions, 'none' (train without any), or a JSON file: task -> "
-        '{"query": ..., "document": ...} or one string',
+        '{"query": ..., "document": ...} or one for both; an instruction may be a list of wordings, one drawn per text',
     )
     option("--max-rows-per-task", "train on a seeded sample of at most this many rows of each task", type=int)
     option("--task-weights", "TASK=WEIGHT,...: a task's batches per epoch times its weight (others: 1)")

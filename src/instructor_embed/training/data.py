@@ -428,7 +428,10 @@ def prepare(
     at most ``max_rows_per_task`` rows (MEDI is dominated by a few large tasks).
 
     The task file maps each task to ``{"query": instruction, "document": instruction}`` (the document's goes to
-    ``pos`` and ``neg``), or to one string for both sides; every task in the data must be in it.
+    ``pos`` and ``neg``), or to one instruction for both sides; every task in the data must be in it. An
+    instruction may be a list of wordings: each text then gets one of its side's wordings, drawn independently
+    with ``seed`` (so a query and its positive share a wording no more often than any two texts of the task, and
+    the wording cannot give the pair away).
     """
     replacements = _instruction_file(instructions, data.tasks) if instructions not in ("keep", "none") else None
     if max_rows_per_task is not None and max_rows_per_task < 1:
@@ -437,6 +440,7 @@ def prepare(
         return data
     prepared = TrainingData(skipped=data.skipped, formats=data.formats, files=data.files, notes=data.notes)
     generator = random.Random(f"{seed}/rows")
+    wordings = random.Random(f"{seed}/wordings")
     for task, indices in sorted(data.tasks.items()):
         chosen = indices
         if max_rows_per_task is not None and len(indices) > max_rows_per_task:
@@ -444,7 +448,7 @@ def prepare(
         for index in chosen:
             example = data.examples[index]
             if instructions == "none":
-                query, document = "", ""
+                query, document = ("",), ("",)
             elif replacements is not None:
                 query, document = replacements[task]
             else:
@@ -452,9 +456,9 @@ def prepare(
                 continue
             prepared.add(
                 Example(
-                    (query, example.query[1]),
-                    (document, example.pos[1]),
-                    tuple((document, text) for _, text in example.negatives),
+                    (wordings.choice(query), example.query[1]),
+                    (wordings.choice(document), example.pos[1]),
+                    tuple((wordings.choice(document), text) for _, text in example.negatives),
                     task,
                     example.score,
                     example.group,
@@ -463,8 +467,8 @@ def prepare(
     return prepared
 
 
-def _instruction_file(path: str, tasks: dict[str, list[int]]) -> dict[str, tuple[str, str]]:
-    """Task -> (query instruction, document instruction), read from ``path`` and checked against ``tasks``."""
+def _instruction_file(path: str, tasks: dict[str, list[int]]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Task -> (query wordings, document wordings), read from ``path`` and checked against ``tasks``."""
     file = Path(path)
     if not file.is_file():
         raise InputError(
@@ -484,13 +488,22 @@ def _instruction_file(path: str, tasks: dict[str, list[int]]) -> dict[str, tuple
     found = {}
     for task in tasks:
         value = given[task]
-        if isinstance(value, str):
-            found[task] = (value, value)
-        elif isinstance(value, dict) and all(isinstance(value.get(side), str) for side in ("query", "document")):
-            found[task] = (value["query"], value["document"])
-        else:
+        sides = (value, value) if not isinstance(value, dict) else (value.get("query"), value.get("document"))
+        found[task] = tuple(_wordings(side) for side in sides)
+        if None in found[task]:
             raise InputError(
-                f'{path}: task {task!r} must map to a string or to {{"query": ..., "document": ...}} strings',
+                f'{path}: task {task!r} must map to an instruction or to {{"query": ..., "document": ...}}, '
+                "each a string or a non-empty list of strings",
                 param="instructions",
             )
     return found
+
+
+def _wordings(value: object) -> tuple[str, ...] | None:
+    """An instruction as its tuple of wordings (one for a string); None if it is neither a string nor a non-empty
+    list of strings."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return None
