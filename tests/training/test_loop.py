@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,10 @@ def test_float16_autocast_keeps_t5_wo_in_float32(tiny_t5_dir):
     assert {dtypes[n] for n in dtypes if n.endswith(".wo")} == {torch.float32}
     assert {dtypes[n] for n in dtypes if n.endswith(".q")} == {torch.bfloat16}  # the rest still autocasts
     assert torch.isfinite(vectors).all()
+    copy = deepcopy(encoder)  # a copy (as LoRA's save makes) runs its own weights, still in float32
+    wo = next(m for n, m in copy.named_modules() if n.endswith(".wo"))
+    with torch.no_grad():
+        wo.weight.zero_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = wo(torch.ones(2, wo.in_features, dtype=torch.bfloat16))
+    assert output.dtype == torch.float32 and not output.any()

@@ -4,7 +4,7 @@ float16's range) also run in float32 under autocast, which would otherwise cast 
 
 from __future__ import annotations
 
-import functools
+import types
 
 import torch
 from torch import nn
@@ -16,18 +16,16 @@ def keep_float32_modules(encoder: nn.Module, device_type: str) -> list[str]:
     names = []
     for name, module in encoder.named_modules():
         if name.rsplit(".", 1)[-1] in kept:
-            module.forward = _in_float32(module.forward, device_type)
+            module._float32_device_type = device_type
+            # bound to the module, so a deep copy of the model rebinds it to the copy (and runs the copy's weights)
+            module.forward = types.MethodType(_forward_in_float32, module)
             names.append(name)
     return names
 
 
-def _in_float32(forward, device_type: str):
-    @functools.wraps(forward)
-    def run(*args, **kwargs):
-        with torch.autocast(device_type, enabled=False):
-            return forward(*(_float32(a) for a in args), **{k: _float32(v) for k, v in kwargs.items()})
-
-    return run
+def _forward_in_float32(module: nn.Module, *args, **kwargs):
+    with torch.autocast(module._float32_device_type, enabled=False):
+        return type(module).forward(module, *(_float32(a) for a in args), **{k: _float32(v) for k, v in kwargs.items()})
 
 
 def _float32(value):
