@@ -26,9 +26,12 @@ from ._backend import Backend
 _KEY = Secret.from_env_var("INSTRUCTOR_EMBED_API_KEY", strict=False)  # remote mode's key, read when used
 
 
-def _backend(model, device, dtype, backend, quantize, base_url, api_key: Secret) -> Backend:
+def _set_model_options(component, model, device, dtype, backend, quantize, base_url, api_key: Secret) -> None:
+    """Keep the model options as attributes (``to_dict`` serialises them) and make the component's backend."""
+    component.model, component.device, component.dtype = model, device, dtype
+    component.backend, component.quantize, component.base_url, component.api_key = backend, quantize, base_url, api_key
     spec = as_spec(model, device=device, dtype=dtype, backend=backend, quantize=quantize)
-    return Backend(spec, base_url=base_url, api_key=api_key.resolve_value(), extra="haystack")
+    component._backend = Backend(spec, base_url=base_url, api_key=api_key.resolve_value(), extra="haystack")
 
 
 def _model_options(component) -> dict[str, Any]:
@@ -68,16 +71,8 @@ class InstructorTextEmbedder:
         base_url: str | None = None,
         api_key: Secret = _KEY,
     ):
-        self.model, self.device, self.instruction = model, device, instruction
-        self.normalize_embeddings, self.progress_bar = normalize_embeddings, progress_bar
-        self.dtype, self.backend, self.quantize, self.base_url, self.api_key = (
-            dtype,
-            backend,
-            quantize,
-            base_url,
-            api_key,
-        )
-        self._backend = _backend(model, device, dtype, backend, quantize, base_url, api_key)
+        self.instruction, self.normalize_embeddings, self.progress_bar = instruction, normalize_embeddings, progress_bar
+        _set_model_options(self, model, device, dtype, backend, quantize, base_url, api_key)
 
     def warm_up(self) -> None:
         self._backend.warm_up()
@@ -131,17 +126,10 @@ class InstructorDocumentEmbedder:
         base_url: str | None = None,
         api_key: Secret = _KEY,
     ):
-        self.model, self.device, self.instruction = model, device, instruction
-        self.batch_size, self.progress_bar, self.normalize_embeddings = batch_size, progress_bar, normalize_embeddings
+        self.instruction, self.batch_size = instruction, batch_size
+        self.progress_bar, self.normalize_embeddings = progress_bar, normalize_embeddings
         self.meta_fields_to_embed, self.embedding_separator = meta_fields_to_embed or [], embedding_separator
-        self.dtype, self.backend, self.quantize, self.base_url, self.api_key = (
-            dtype,
-            backend,
-            quantize,
-            base_url,
-            api_key,
-        )
-        self._backend = _backend(model, device, dtype, backend, quantize, base_url, api_key)
+        _set_model_options(self, model, device, dtype, backend, quantize, base_url, api_key)
 
     def warm_up(self) -> None:
         self._backend.warm_up()
