@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -164,13 +165,7 @@ def curve_table(runs: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: int, window: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (bars, curve) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [3, 1]})
+def held_out_bars(bars, columns: list[dict], window: int) -> None:
     labels = [*TASKS, "average"]
     width = 0.8 / len(columns)
     for index, column in enumerate(columns):
@@ -181,6 +176,19 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
     bars.set_ylabel("main score × 100")
     bars.set_title(f"held-out tasks, every model at {window} tokens")
     bars.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+
+
+def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: int, window: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if columns:
+        figure, (bars, curve) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [3, 1]})
+        held_out_bars(bars, columns, window)
+    else:  # --curve-only
+        figure, curve = plt.subplots(figsize=(6, 4.5))
     for name, run in runs.items():
         points = [p for p in run["curve"] if p["average"] is not None]
         curve.plot([p["step"] for p in points], [100 * p["average"] for p in points], marker="o", label=name)
@@ -205,6 +213,9 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-max-seq-length", type=int, help="every model's window in the final scores")
     parser.add_argument("--wordings", help="add a run with these instruction wordings (a train --instructions file)")
+    parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
+    parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
+    parser.add_argument("--tag", help="results/instruction-ablation-TAG-<machine>.* (default: 'wordings' with them)")
     args = parser.parse_args()
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the ablation needs ../shared beside the checkout", file=sys.stderr)
@@ -225,10 +236,10 @@ def main() -> int:
     if args.eval_max_seq_length is None:
         args.eval_max_seq_length = INSTRUCTOR(base, device="cpu").max_seq_length
     arms = {WITH: ("with", "keep"), WITHOUT: ("without", "none")}
-    columns_wanted = list(COLUMNS)
+    columns_wanted = [] if args.curve_only else list(COLUMNS)
     if args.wordings:
         arms[WORDINGS] = ("wordings", str(Path(args.wordings).resolve()))
-        columns_wanted.append((WORDINGS, "with"))
+        columns_wanted += [] if args.curve_only else [(WORDINGS, "with")]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="instructor-ablation-") as scratch:
         folder = Path(scratch)
@@ -237,6 +248,11 @@ def main() -> int:
         for name, run in runs.items():
             print(f"{name}: {run['train_seconds']:.0f} s of training", file=sys.stderr)
         paths = {"base": base, **{name: run["output"] for name, run in runs.items()}}
+        if args.keep_models:
+            for (folder_name, _), run in zip(arms.values(), runs.values(), strict=True):
+                kept = Path(args.keep_models) / folder_name
+                shutil.rmtree(kept, ignore_errors=True)  # an earlier run's model of the same name
+                shutil.copytree(run["output"], kept, ignore=shutil.ignore_patterns("checkpoint-*"))
         columns = []
         for model, mode in columns_wanted:
             scores, seconds = score(paths[model], mode, spec, args.eval_max_seq_length)
@@ -247,10 +263,10 @@ def main() -> int:
     for run in runs.values():
         run.pop("output")
     machine = hardware_line("cpu", 1)
-    settings = {k: v for k, v in vars(args).items() if v is not None}
+    settings = {k: v for k, v in vars(args).items() if v not in (None, False) and k != "keep_models"}
     record = {
         "command": "python benchmarks/instruction_ablation.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()),
+        + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in settings.items()),
         "machine": machine,
         "date": time.strftime("%Y-%m-%d"),
         "minutes": round((time.time() - started) / 60, 1),
@@ -261,16 +277,20 @@ def main() -> int:
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"instruction-ablation{'-wordings' if args.wordings else ''}-{detect('cpu').signature()}"
+    tag = args.tag or ("wordings" if args.wordings else None)
+    stem = RESULTS / f"instruction-ablation{f'-{tag}' if tag else ''}-{detect('cpu').signature()}"
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     chart(stem.with_suffix(".png"), columns, runs, args.max_seq_length, args.eval_max_seq_length)
     training = ", ".join(f"{name}: {run['train_seconds'] / 60:.1f} min" for name, run in runs.items())
     report = (
         f"Measured on {machine}, {record['date']} ({record['minutes']} min in all; training {training}).\n\n"
         f"`{record['command']}`\n\n"
-        f"Final scores with every model at {args.eval_max_seq_length} tokens:\n\n"
-        + table(columns)
-        + "\nWhile training (each run scored as it was trained):\n\n"
+        + (
+            f"Final scores with every model at {args.eval_max_seq_length} tokens:\n\n{table(columns)}\n"
+            if columns
+            else ""
+        )
+        + "While training (each run scored as it was trained):\n\n"
         + curve_table(runs)
     )
     stem.with_suffix(".md").write_text(report)
