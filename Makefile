@@ -66,7 +66,7 @@ bench-int8: $(STAMP)
 # tasks (needs ../shared; 100 minutes on 2 cores on 2026-12-03, 45 of them training). Writes
 # benchmarks/results/instruction-ablation-<machine>.*.
 reproduce: $(STAMP)
-	$(BIN)/python benchmarks/instruction_ablation.py --steps 300 --wordings benchmarks/data/medi-mini-wordings.json --keep-models runs/ablation
+	$(BIN)/python benchmarks/instruction_ablation.py --wordings benchmarks/data/medi-mini-wordings.json --keep-models runs/ablation
 	$(BIN)/python benchmarks/instruction_sensitivity.py runs/ablation
 
 clean:

@@ -267,9 +267,11 @@ def cpu_main(args, model_dir: str, env: dict) -> None:
     runs = cpu_efficiency(model_dir, sentences, args, env)
     results = {"date": datetime.date.today().isoformat(), "cpu_features": cpu_features(), "cores": os.cpu_count()}
     results |= {"model": "all-MiniLM-L6-v2", "instruction": INSTRUCTION, "seconds": args.seconds, "runs": runs}
+    results["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")  # the server inherits it
     lines = [
         f"{results['date']}, {results['cores']} cores ({results['cpu_features']}), {results['model']}, "
-        f"{args.seconds:g} s per level, 1-8 STS-B test sentences per request with one instruction",
+        f"{args.seconds:g} s per level, 1-8 STS-B test sentences per request with one instruction, "
+        f"OpenMP wait policy {results['omp_wait_policy']}",
         "",
         "| clients | server texts per CPU-s | library (whole set) | × | library (32 per call) | × | padded / real tokens |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
