@@ -86,6 +86,41 @@ def task_entries(names: list[str], spec: Path) -> tuple[str, ...]:
     return tuple(str(spec) if name == CLUSTERING else name for name in names)
 
 
+def window_budget(base: str, max_length: int) -> dict[str, dict[str, float]]:
+    """How much of medi-mini's text a training window holds, with the instructions and without: the share of texts
+    cut, and the share of their text's tokens inside the window (instructions and special tokens not counted)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    pairs = [
+        pair
+        for line in MEDI_MINI.read_text().splitlines()
+        for side, pair in json.loads(line).items()
+        if side in ("query", "pos", "neg")
+    ]
+    texts = tokenizer([text.strip() for _, text in pairs])["input_ids"]
+    joined = tokenizer([(instruction + text.strip()).strip() for instruction, text in pairs])["input_ids"]
+    specials = tokenizer.num_special_tokens_to_add()  # a truncated input keeps them all
+    prefixes = [
+        len(ids) - specials for ids in tokenizer([instruction.strip() for instruction, _ in pairs])["input_ids"]
+    ]
+    text_tokens = sum(len(ids) - specials for ids in texts)
+    return {
+        "with instructions": {
+            "texts_cut": round(sum(len(ids) > max_length for ids in joined) / len(pairs), 3),
+            "text_tokens_kept": round(
+                sum(max(0, min(len(ids), max_length) - specials - n) for ids, n in zip(joined, prefixes, strict=True))
+                / text_tokens,
+                3,
+            ),
+        },
+        "without": {
+            "texts_cut": round(sum(len(ids) > max_length for ids in texts) / len(pairs), 3),
+            "text_tokens_kept": round(sum(min(len(ids), max_length) - specials for ids in texts) / text_tokens, 3),
+        },
+    }
+
+
 def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base: str) -> dict:
     from instructor_embed.training.config import TrainConfig
     from instructor_embed.training.loop import train
@@ -274,6 +309,7 @@ def main() -> int:
         "settings": settings,
         "tasks": TASKS,
         "curve_tasks": CURVE_TASKS,
+        "window_budget": window_budget(base, args.max_seq_length),
         "columns": columns,
         "runs": runs,
     }
