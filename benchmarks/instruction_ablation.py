@@ -21,6 +21,13 @@ per task (``train --instructions FILE`` with lists; ``benchmarks/data/medi-mini-
 medi-mini task its own instruction and three paraphrases in the paper's template), the instruction diversity that
 MEDI has and medi-mini, one instruction per task, lacks.
 
+``--hard-negatives`` trains every run on the same mined negatives: medi-mini's retrieval tasks pair each query
+with a *random* other document, an easy negative; before training, the base model (with the tasks' instructions)
+ranks each task's documents for each query and one of the ranks 0-19 not within 5 % of the positive's similarity
+replaces it (``instructor_embed.training.mining``'s rules). Label tasks keep their other-label negatives (mining
+among texts of the same label would pick false negatives), medical_question_pairs and rte_entailment their gold
+ones.
+
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
 ``benchmarks/results/instruction-ablation-<machine>.{json,md,png}``.
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import sys
 import tempfile
@@ -56,6 +64,8 @@ TASKS = [
     "Billboard-mscoco",
 ]
 CURVE_TASKS = ["STSBenchmark", CLUSTERING, "Billboard-cnndm"]
+GOLD_NEGATIVES = {"rte_entailment"}  # a retrieval task whose negative is a not-entailed hypothesis of the premise
+RETRIEVAL = "retrieval (asymmetric)"
 WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
 # (model, instructions at evaluation): the columns of the table
 COLUMNS = [
@@ -86,7 +96,7 @@ def task_entries(names: list[str], spec: Path) -> tuple[str, ...]:
     return tuple(str(spec) if name == CLUSTERING else name for name in names)
 
 
-def window_budget(base: str, max_length: int) -> dict[str, dict[str, float]]:
+def window_budget(base: str, max_length: int, data: Path) -> dict[str, dict[str, float]]:
     """How much of medi-mini's text a training window holds, with the instructions and without: the share of texts
     cut, and the share of their text's tokens inside the window (instructions and special tokens not counted)."""
     from transformers import AutoTokenizer
@@ -94,7 +104,7 @@ def window_budget(base: str, max_length: int) -> dict[str, dict[str, float]]:
     tokenizer = AutoTokenizer.from_pretrained(base)
     pairs = [
         pair
-        for line in MEDI_MINI.read_text().splitlines()
+        for line in data.read_text().splitlines()
         for side, pair in json.loads(line).items()
         if side in ("query", "pos", "neg")
     ]
@@ -121,14 +131,82 @@ def window_budget(base: str, max_length: int) -> dict[str, dict[str, float]]:
     }
 
 
-def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base: str) -> dict:
+def mined_tasks() -> list[str]:
+    """medi-mini's retrieval tasks whose negative is a random other document (``tasks.json``'s types)."""
+    tasks = json.loads((MEDI_MINI.parent / "tasks.json").read_text())["tasks"]
+    return [task["name"] for task in tasks if task["type"] == RETRIEVAL and task["name"] not in GOLD_NEGATIVES]
+
+
+def with_mined_negatives(model, rows: list[dict], tasks: list[str], rules) -> tuple[list[dict], dict[str, dict]]:
+    """``rows`` (MEDI format) with the negative of each row of ``tasks`` replaced by one mined with ``model`` among
+    the task's documents (its rows' positives and negatives), by ``rules``; other rows as they were. Also, per task:
+    rows, documents, rows replaced, and the mean query-negative cosine before and after."""
+    from instructor_embed.training.mining import select_negatives
+
+    generator = random.Random(rules.seed)
+    mined = list(rows)
+    report = {}
+    for task in tasks:
+        indices = [i for i, row in enumerate(rows) if row["task_name"] == task]
+        if not indices:
+            raise ValueError(f"no rows of task {task!r} to mine negatives for")
+        documents = list(dict.fromkeys(rows[i][side][1] for i in indices for side in ("pos", "neg")))
+        position = {text: index for index, text in enumerate(documents)}
+        instruction = rows[indices[0]]["pos"][0]
+        encode = dict(batch_size=32, convert_to_numpy=True)
+        document_vectors = model.encode([[instruction, text] for text in documents], **encode)
+        query_vectors = model.encode([list(rows[i]["query"]) for i in indices], **encode)
+        similarities = query_vectors @ document_vectors.T
+        replaced, before, after = 0, 0.0, 0.0
+        for index, scores in zip(indices, similarities, strict=True):
+            row = rows[index]
+            positive = position[row["pos"][1]]
+            excluded = {positive} | ({position[row["query"][1]]} if row["query"][1] in position else set())
+            before += float(scores[position[row["neg"][1]]])
+            chosen = select_negatives(scores, float(scores[positive]), excluded, rules, generator)
+            if chosen:
+                mined[index] = {**row, "neg": [row["neg"][0], documents[chosen[0]]]}
+                replaced += 1
+            after += float(scores[position[mined[index]["neg"][1]]])
+        report[task] = {
+            "rows": len(indices),
+            "documents": len(documents),
+            "replaced": replaced,
+            "query_negative_cosine": {
+                "random": round(before / len(indices), 3),
+                "mined": round(after / len(indices), 3),
+            },
+        }
+    return mined, report
+
+
+def mine_medi_mini(base: str, output: Path, seed: int) -> dict:
+    """Write medi-mini with mined negatives (see the module docstring) to ``output``; the mining settings and what
+    they found, for the result file."""
+    from instructor_embed import INSTRUCTOR
+    from instructor_embed.training.mining import MiningRules
+
+    rules = MiningRules(num_negatives=1, range_min=0, range_max=20, relative_margin=0.05, sampling="random", seed=seed)
+    rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
+    started = time.perf_counter()
+    mined, report = with_mined_negatives(INSTRUCTOR(base, device="cpu"), rows, mined_tasks(), rules)
+    output.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in mined))
+    return {
+        "model": "base",
+        "rules": {key: value for key, value in vars(rules).items() if value is not None},
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "tasks": report,
+    }
+
+
+def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base: str, data: Path) -> dict:
     from instructor_embed.training.config import TrainConfig
     from instructor_embed.training.loop import train
 
     output = folder / name
     config = TrainConfig(
         model=base,
-        data=(str(MEDI_MINI),),
+        data=(str(data),),
         output_dir=str(output),
         max_steps=args.steps,
         batch_size=args.batch_size,
@@ -258,6 +336,9 @@ def main() -> int:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--eval-max-seq-length", type=int, help="every model's window in the final scores")
     parser.add_argument("--wordings", help="add a run with these instruction wordings (a train --instructions file)")
+    parser.add_argument(
+        "--hard-negatives", action="store_true", help="train on negatives mined with the base model (see above)"
+    )
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
     parser.add_argument("--tag", help="results/instruction-ablation-TAG-<machine>.* (default: 'wordings' with them)")
@@ -294,7 +375,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="instructor-ablation-") as scratch:
         folder = Path(scratch)
         spec = clustering_spec(folder)
-        runs = {name: train_run(*arm, args, folder, spec, base) for name, arm in arms.items()}
+        data, mining = MEDI_MINI, None
+        if args.hard_negatives:
+            data = folder / "medi-mini-mined.jsonl"
+            mining = mine_medi_mini(base, data, args.seed)
+            print(f"mined negatives in {mining['minutes']} min: {json.dumps(mining['tasks'])}", file=sys.stderr)
+        runs = {name: train_run(*arm, args, folder, spec, base, data) for name, arm in arms.items()}
+        budget = window_budget(base, args.max_seq_length, data)
         for name, run in runs.items():
             print(f"{name}: {run['train_seconds']:.0f} s of training", file=sys.stderr)
         paths = {"base": base, **{name: run["output"] for name, run in runs.items()}}
@@ -323,7 +410,8 @@ def main() -> int:
         "settings": settings,
         "tasks": TASKS,
         "curve_tasks": CURVE_TASKS,
-        "window_budget": window_budget(base, args.max_seq_length),
+        "window_budget": budget,
+        **({"hard_negatives": mining} if mining else {}),
         "columns": columns,
         "runs": runs,
     }

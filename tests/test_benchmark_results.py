@@ -1,7 +1,9 @@
-"""The benchmarks' result files: named as their options say."""
+"""The benchmarks' own logic: result files named as their options say, the ablation's mined negatives."""
 
 import importlib.util
 from pathlib import Path
+
+import pytest
 
 from instructor_embed.hardware import detect
 
@@ -20,3 +22,52 @@ def test_ablation_result_files_keep_a_tag_with_a_dot():
     files = load("instruction_ablation").result_files("tau0.01")
     stem = f"instruction-ablation-tau0.01-{detect('cpu').signature()}"
     assert files == {kind: BENCHMARKS / "results" / f"{stem}.{kind}" for kind in ("json", "md", "png")}
+
+
+QUESTION, ANSWER = (
+    "Represent the cooking question for retrieving answers:",
+    "Represent the cooking answer for retrieval:",
+)
+BREAD = "Mix flour, water, yeast and salt, knead the dough, let it rise and bake it."
+SOURDOUGH = "Sourdough bread is leavened with a fermented starter of flour and water instead of yeast."
+PASTA = "Boil dried pasta for eight to ten minutes in salted water."
+DRAW = "The football match ended in a draw."
+
+
+def qa_row(query: str, positive: str, negative: str, task: str = "cooking_qa") -> dict:
+    return {"query": [QUESTION, query], "pos": [ANSWER, positive], "neg": [ANSWER, negative], "task_name": task}
+
+
+def test_ablation_mines_hard_negatives_among_the_tasks_documents(minilm_model):
+    from instructor_embed.training.mining import MiningRules
+
+    rows = [
+        qa_row("How do I bake bread at home?", BREAD, "The central bank raised interest rates."),
+        qa_row("How long should pasta boil?", PASTA, BREAD.replace(".", "!")),  # a near-copy of row 0's positive
+        qa_row("What is sourdough bread?", SOURDOUGH, DRAW),
+        qa_row("Which team won the match?", DRAW, PASTA),
+        qa_row("is this movie good", "a wonderful film", "a dull film", task="sentiment"),
+    ]
+    rules = MiningRules(num_negatives=1, range_max=20, relative_margin=0.05, sampling="top")
+    mined, report = load("instruction_ablation").with_mined_negatives(minilm_model, rows, ["cooking_qa"], rules)
+
+    assert mined[4] is rows[4]  # a task not mined keeps its negative
+    documents = {row[side][1] for row in rows[:4] for side in ("pos", "neg")}
+    for before, after in zip(rows[:4], mined[:4], strict=True):
+        assert after["query"] == before["query"] and after["pos"] == before["pos"]
+        assert after["neg"][0] == ANSWER and after["neg"][1] in documents - {before["pos"][1]}
+    # the bread question's negative: the other bread answer, not the near-copy of its own positive (within 5 %)
+    assert mined[0]["neg"][1] == SOURDOUGH
+    cooking = report["cooking_qa"]
+    assert (cooking["rows"], cooking["documents"], cooking["replaced"]) == (4, 6, 4)
+    assert cooking["query_negative_cosine"]["mined"] > cooking["query_negative_cosine"]["random"]
+
+
+def test_ablation_mines_only_retrieval_tasks_with_random_negatives():
+    module = load("instruction_ablation")
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    tasks = module.mined_tasks()
+    assert {"agnews_title_to_description", "medquad_qa", "conala_intent_to_snippet"} <= set(tasks)
+    # gold negatives (not-entailed hypotheses, doctors' related questions) and label tasks are left alone
+    assert not {"rte_entailment", "medical_question_pairs", "sst2_sentiment", "clinc150_intent"} & set(tasks)
