@@ -1,6 +1,7 @@
 """The benchmarks' own logic: result files named as their options say, the ablation's mined negatives."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,14 @@ def test_ablation_mines_only_retrieval_tasks_with_random_negatives():
     assert {"agnews_title_to_description", "medquad_qa", "conala_intent_to_snippet"} <= set(tasks)
     # gold negatives (not-entailed hypotheses, doctors' related questions) and label tasks are left alone
     assert not {"rte_entailment", "medical_question_pairs", "sst2_sentiment", "clinc150_intent"} & set(tasks)
+
+
+def test_ablation_balanced_weights_give_every_task_the_same_share(tmp_path):
+    from instructor_embed.training.config import TrainConfig
+
+    data = tmp_path / "medi.jsonl"
+    rows = [qa_row("q", "p", "n", task="small")] * 2 + [qa_row("q", "p", "n", task="large")] * 6
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    weights = load("instruction_ablation").balanced_weights(data)
+    parsed = TrainConfig(model="m", data=str(data), output_dir="o", task_weights=weights).weights()
+    assert parsed == {"large": pytest.approx(4 / 6, abs=1e-4), "small": 2.0}  # mean size 4 over each task's own
