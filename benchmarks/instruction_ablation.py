@@ -148,6 +148,7 @@ def with_mined_negatives(model, rows: list[dict], tasks: list[str], rules) -> tu
     from instructor_embed.training.mining import select_negatives
 
     generator = random.Random(rules.seed)
+    encode = dict(batch_size=32, convert_to_numpy=True)
     mined = list(rows)
     report = {}
     for task in tasks:
@@ -157,7 +158,6 @@ def with_mined_negatives(model, rows: list[dict], tasks: list[str], rules) -> tu
         documents = list(dict.fromkeys(rows[i][side][1] for i in indices for side in ("pos", "neg")))
         position = {text: index for index, text in enumerate(documents)}
         instruction = rows[indices[0]]["pos"][0]
-        encode = dict(batch_size=32, convert_to_numpy=True)
         document_vectors = model.encode([[instruction, text] for text in documents], **encode)
         query_vectors = model.encode([list(rows[i]["query"]) for i in indices], **encode)
         similarities = query_vectors @ document_vectors.T
