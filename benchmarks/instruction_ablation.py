@@ -37,7 +37,8 @@ Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) 
 ``benchmarks/results/instruction-ablation-<machine>.{json,md,png}``.
 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
-        [--wordings benchmarks/data/medi-mini-wordings.json]
+        [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
+        [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
