@@ -1,4 +1,4 @@
-"""The benchmarks' own logic: result files named as their options say, the ablation's mined negatives."""
+"""The benchmarks' own logic: result files named as their options say; the ablation's mined negatives and task weights."""
 
 import importlib.util
 import json
