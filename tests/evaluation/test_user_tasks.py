@@ -315,3 +315,97 @@ def test_a_spec_that_is_not_a_json_object_is_named(tmp_path, content, message):
     (tmp_path / "spec.json").write_text(content)
     with pytest.raises(InputError, match=message):
         load_user_task(tmp_path / "spec.json")
+
+
+def _msmarco_reranking_rows(queries: int) -> list[dict]:
+    """Real reranking rows from the MS MARCO sample's graded judgements: for each query its passages judged 3
+    (perfectly relevant) as positives, those judged 1 (related, not relevant) as negatives."""
+    source = shared_path("data/retrieval/msmarco-sample")
+    passages = {row["_id"]: row["text"] for row in map(json.loads, open(source / "corpus.jsonl", encoding="utf-8"))}
+    texts = {row["_id"]: row["text"] for row in map(json.loads, open(source / "queries.jsonl", encoding="utf-8"))}
+    graded: dict[str, dict[int, list[str]]] = {}
+    for line in (source / "qrels/test.tsv").read_text().strip("\n").split("\n"):
+        query, passage, grade = line.split("\t")
+        if grade.isdigit():
+            graded.setdefault(query, {}).setdefault(int(grade), []).append(passages[passage])
+    usable = [query for query, grades in graded.items() if grades.get(3) and grades.get(1)][:queries]
+    return [{"query": texts[q], "positive": graded[q][3][:3], "negative": graded[q][1][:6]} for q in usable]
+
+
+def test_reranking_scores_each_query_among_its_own_candidates(minilm_model, tmp_path):
+    """mteb's MAP for a reranking spec equals average precision computed by hand from the model's own vectors, each
+    query ranking only its candidates, with the spec's query and passage instructions on their sides."""
+    import numpy as np
+
+    from instructor_embed.evaluation.runner import read_tasks, score_model
+
+    rows = _msmarco_reranking_rows(6)
+    assert len(rows) == 6
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    instruction = {"query": "Represent the web question for retrieving passages: ", "corpus": "Represent the passage: "}
+    spec = _write_spec(
+        tmp_path / "rr.json", name="MyRerank", type="reranking", test="rows.jsonl", instruction=instruction
+    )
+    scores = score_model(minilm_model, read_tasks([str(spec)]))["MyRerank"]
+    assert "error" not in scores, scores
+
+    precisions = []
+    for row in rows:
+        query = minilm_model.encode([[instruction["query"], row["query"]]])[0]
+        candidates = minilm_model.encode([[instruction["corpus"], t] for t in row["positive"] + row["negative"]])
+        order = np.argsort(-(candidates @ query))
+        relevant = order < len(row["positive"])
+        hits = np.cumsum(relevant)
+        precisions.append(float(np.mean(hits[relevant] / (np.flatnonzero(relevant) + 1))))
+    assert scores["main_score"] == scores["map_at_1000"] == pytest.approx(np.mean(precisions), abs=1e-4)
+    assert 0.3 < scores["main_score"] < 1  # real judgements: the model ranks most, not all, relevant passages first
+
+
+def test_reranking_reads_single_texts_from_csv_and_named_columns(tmp_path):
+    rows = "anchor,positive,negatives\nhow do I pay,card payments,opening hours\nopen an account,new accounts,weather\n"
+    task = _load(
+        tmp_path,
+        {"pairs.csv": rows},
+        {
+            "name": "R",
+            "type": "reranking",
+            "test": "pairs.csv",
+            "query_column": "anchor",
+            "negative_column": "negatives",
+        },
+    )
+    data = task.task.dataset["default"]["test"]
+    assert data["queries"]["text"] == ["how do I pay", "open an account"]
+    assert data["relevant_docs"] == {"q0": {"q0-p0": 1}, "q1": {"q1-p0": 1}}
+    assert data["top_ranked"] == {"q0": ["q0-p0", "q0-n0"], "q1": ["q1-p0", "q1-n0"]}
+    assert data["corpus"]["text"] == ["card payments", "opening hours", "new accounts", "weather"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ('{"query": "q", "positive": "p"}\n', "r.jsonl, line 1: missing negative"),
+        ('{"query": "q", "positive": [], "negative": "n"}\n', "line 1: positive must be a text or a non-empty list"),
+        (
+            '{"query": "q", "positive": "p", "negative": "n"}\n{"query": "q", "positive": "p", "negative": ["n", 3]}\n',
+            "r.jsonl, line 2: negative must be a text or a non-empty list of non-empty texts, got ['n', 3]",
+        ),
+        (
+            '{"query": "q", "positive": ["p", "x"], "negative": ["x"]}\n',
+            "line 1: 'x' is both a positive and a negative",
+        ),
+        ('{"query": " ", "positive": "p", "negative": "n"}\n', "line 1: query must be a non-empty string"),
+    ],
+)
+def test_bad_reranking_rows_are_named(tmp_path, rows, message):
+    assert message in _spec_error(tmp_path, {"r.jsonl": rows}, {"name": "R", "type": "reranking", "test": "r.jsonl"})
+
+
+def test_reranking_specs_may_give_each_side_its_instruction(tmp_path):
+    rows = '{"query": "q", "positive": "p", "negative": "n"}\n'
+    pair = {"query": "Represent the question: ", "corpus": "Represent the answer: "}
+    task = _load(
+        tmp_path, {"r.jsonl": rows}, {"name": "R", "type": "reranking", "test": "r.jsonl", "instruction": pair}
+    )
+    assert task.instruction == pair and task.task.metadata.main_score == "map_at_1000"
+    assert task.task.metadata.type == "Reranking"

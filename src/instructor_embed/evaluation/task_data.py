@@ -1,4 +1,4 @@
-"""Evaluation data from local files: tables (.csv, .tsv, .jsonl) and BEIR retrieval folders.
+"""Evaluation data from local files: tables (.csv, .tsv, .jsonl), reranking tables and BEIR retrieval folders.
 
 Everything is read and checked before a model runs; each problem names the file and line.
 """
@@ -55,6 +55,48 @@ def number_field(row: dict, column: str, path: Path, line: int) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise fail(path, line, f"{column} must be a number, got {value!r}", column) from None
+
+
+def read_reranking(path: Path, names: dict[str, str]) -> dict:
+    """A table of ``query``, ``positive``, ``negative`` rows (``names`` maps these to the file's columns) as mteb's
+    reranking split data: each query ranks only its own candidates, its positives above its negatives. In .jsonl a
+    positive or negative may be a list of texts; in .csv/.tsv each cell is one text."""
+    from datasets import Dataset
+
+    rows = read_table(path, [names[column] for column in ("query", "positive", "negative")])
+    queries: dict[str, str] = {}
+    corpus: dict[str, str] = {}
+    relevant_docs: dict[str, dict[str, int]] = {}
+    top_ranked: dict[str, list[str]] = {}
+    for number, (line, row) in enumerate(rows):
+        query_id = f"q{number}"
+        queries[query_id] = text_field(row, names["query"], path, line)
+        positives = _texts_field(row, names["positive"], path, line)
+        negatives = _texts_field(row, names["negative"], path, line)
+        both = set(positives) & set(negatives)
+        if both:
+            raise fail(path, line, f"{next(iter(both))!r} is both a positive and a negative", names["negative"])
+        candidates = {f"{query_id}-p{i}": text for i, text in enumerate(positives)}
+        relevant_docs[query_id] = dict.fromkeys(candidates, 1)
+        candidates |= {f"{query_id}-n{i}": text for i, text in enumerate(negatives)}
+        top_ranked[query_id] = list(candidates)
+        corpus |= candidates
+    return {
+        "corpus": Dataset.from_dict({"id": list(corpus), "title": [""] * len(corpus), "text": list(corpus.values())}),
+        "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
+        "relevant_docs": relevant_docs,
+        "top_ranked": top_ranked,
+    }
+
+
+def _texts_field(row: dict, column: str, path: Path, line: int) -> list[str]:
+    """One non-empty text, or (from .jsonl) a non-empty list of them."""
+    value = row[column]
+    if not isinstance(value, list):
+        return [text_field(row, column, path, line)]
+    if not value or not all(isinstance(text, str) and text.strip() for text in value):
+        raise fail(path, line, f"{column} must be a text or a non-empty list of non-empty texts, got {value!r}", column)
+    return value
 
 
 def read_beir(folder: Path, split: str = "test") -> dict:

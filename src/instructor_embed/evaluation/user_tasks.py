@@ -12,14 +12,17 @@ sts             ``test``: sentence1, sentence2, score                 Spearman o
 classification  ``train`` and ``test``: text, label                   accuracy (logistic regression)
 clustering      ``test``: text, label                                 V-measure (mini-batch k-means)
 retrieval       ``folder``: a BEIR folder; ``split`` (default test)   nDCG@10
+reranking       ``test``: query, positive, negative (in .jsonl each   MAP (each query's positives ranked
+                of the last two may be a list of texts)               among its own candidates)
 =============== ===================================================== ==================================
 
 Tables are .csv/.tsv with a header row, or .jsonl. Optional keys: ``description``; column names where the
 data uses others (sts: ``sentence1_column``, ``sentence2_column``, ``score_column``; classification and
-clustering: ``text_column``, ``label_column``); for sts ``min_score`` and ``max_score`` (default: the data's
+clustering: ``text_column``, ``label_column``; reranking: ``query_column``, ``positive_column``, ``negative_column``,
+e.g. ``"query_column": "anchor"`` to read a held-out part of ``train``'s pairs data); for sts ``min_score`` and ``max_score`` (default: the data's
 range); for classification ``samples_per_label`` (training examples per label in each of mteb's 10 runs;
 default 8, as on MTEB); for clustering ``max_documents`` (embed a random sample of that many rows instead of
-every row; the results say so); for retrieval an ``instruction`` may be ``{"query": …, "corpus": …}``.
+every row; the results say so); for retrieval and reranking an ``instruction`` may be ``{"query": …, "corpus": …}``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import NamedTuple
 from ..errors import InputError
 from ..records import read_json_object
 from .instruction_sets import Instruction, is_instruction
-from .task_data import number_field, read_beir, read_table, text_field
+from .task_data import number_field, read_beir, read_reranking, read_table, text_field
 
 
 class TaskKind(NamedTuple):
@@ -45,6 +48,7 @@ class TaskKind(NamedTuple):
 
 STS_COLUMNS = ("sentence1", "sentence2", "score")
 LABELLED_COLUMNS = ("text", "label")
+RERANKING_COLUMNS = ("query", "positive", "negative")
 TASK_TYPES: dict[str, TaskKind] = {
     "sts": TaskKind(
         "AbsTaskSTS",
@@ -68,7 +72,11 @@ TASK_TYPES: dict[str, TaskKind] = {
         ("max_documents", *(f"{c}_column" for c in LABELLED_COLUMNS)),
     ),
     "retrieval": TaskKind("AbsTaskRetrieval", "Retrieval", "ndcg_at_10", ("folder",), ("split",)),
+    "reranking": TaskKind(
+        "AbsTaskRetrieval", "Reranking", "map_at_1000", ("test",), tuple(f"{c}_column" for c in RERANKING_COLUMNS)
+    ),
 }
+PAIRED_INSTRUCTIONS = ("retrieval", "reranking")  # types whose queries and documents may have instructions of their own
 COMMON_KEYS = ("name", "type", "instruction", "description")
 MIN_CLUSTERING_ROWS = 10
 
@@ -98,14 +106,15 @@ def load_user_task(spec_path: str | Path) -> UserTask:
     files = {key: folder / spec[key] for key in TASK_TYPES[kind].files}
     attributes: dict = {}
     notes: dict = {}
+    columns = {name: spec.get(f"{name}_column", name) for name in (*STS_COLUMNS, *LABELLED_COLUMNS, *RERANKING_COLUMNS)}
+    split = spec.get("split", "test")
     if kind == "retrieval":
-        split = spec.get("split", "test")
         dataset = {split: read_beir(files["folder"], split)}
+    elif kind == "reranking":
+        dataset = {split: read_reranking(files["test"], columns)}
     else:
         from datasets import Dataset
 
-        split = "test"
-        columns = {name: spec.get(f"{name}_column", name) for name in (*STS_COLUMNS, *LABELLED_COLUMNS)}
         if kind == "sts":
             tables, attributes = _sts_table(files["test"], spec, columns)
         elif kind == "classification":
@@ -182,8 +191,8 @@ def _read_spec(path: Path) -> dict:
         if not isinstance(spec.get(key), str) or not spec[key].strip():
             raise InputError(f"{path}: {key!r} must be a non-empty string")
     instruction = spec.get("instruction")
-    if instruction is not None and not is_instruction(instruction, pair_allowed=kind == "retrieval"):
-        expected = "a string or {'query': ..., 'corpus': ...}" if kind == "retrieval" else "a string"
+    if instruction is not None and not is_instruction(instruction, pair_allowed=kind in PAIRED_INSTRUCTIONS):
+        expected = "a string or {'query': ..., 'corpus': ...}" if kind in PAIRED_INSTRUCTIONS else "a string"
         raise InputError(f"{path}: instruction must be {expected}")
     for key in ("samples_per_label", "max_documents"):
         value = spec.get(key, 1)
