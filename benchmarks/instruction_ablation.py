@@ -32,13 +32,20 @@ ones.
 the mean task size over its own): by default a task is drawn in proportion to its rows, so medi-mini's nine
 retrieval tasks take about half of the batches and covidqa_faq (208 rows) a fifth of the average share.
 
+``--held-out-rows FRACTION`` keeps that share of every task's rows out of training and scores every model on them
+too, at every point of the curve: *seen tasks, unseen rows*, the easiest case for instructions, where several
+tasks label the same kind of text in conflicting ways (four TweetEval tasks over tweets; sentiment and
+subjectivity over movie sentences). Each task becomes a ``reranking`` spec with its own instructions: a label or
+gold-negative task's query ranks its positive against its negative; a retrieval task's query ranks its positive
+against every other held-out document of the task.
+
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
 ``benchmarks/results/instruction-ablation-<machine>.{json,md,png}``.
 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
-        [--curve-only] [--tag TAG]
+        [--held-out-rows 0.1] [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ TASKS = [
     "Billboard-mscoco",
 ]
 CURVE_TASKS = ["STSBenchmark", CLUSTERING, "Billboard-cnndm"]
+SEEN = "seen-"  # the held-out rows' tasks: "seen-<medi-mini task>"
 GOLD_NEGATIVES = {"rte_entailment"}  # a retrieval task whose negative is a not-entailed hypothesis of the premise
 RETRIEVAL = "retrieval (asymmetric)"
 WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
@@ -185,23 +193,72 @@ def with_mined_negatives(model, rows: list[dict], tasks: list[str], rules) -> tu
     return mined, report
 
 
-def mine_medi_mini(base: str, output: Path, seed: int) -> dict:
-    """Write medi-mini with mined negatives (see the module docstring) to ``output``; the mining settings and what
-    they found, for the result file."""
+def mine_medi_mini(base: str, rows: list[dict], seed: int) -> tuple[list[dict], dict]:
+    """``rows`` with mined negatives (see the module docstring); the mining settings and what they found, for the
+    result file."""
     from instructor_embed import INSTRUCTOR
     from instructor_embed.training.mining import MiningRules
 
     rules = MiningRules(num_negatives=1, range_min=0, range_max=20, relative_margin=0.05, sampling="random", seed=seed)
-    rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
     started = time.perf_counter()
     mined, report = with_mined_negatives(INSTRUCTOR(base, device="cpu"), rows, mined_tasks(), rules)
-    output.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in mined))
-    return {
+    return mined, {
         "model": "base",
         "rules": {key: value for key, value in vars(rules).items() if value is not None},
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "tasks": report,
     }
+
+
+def hold_out(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The rows to train on, and a seeded ``fraction`` of every task's rows (at least one) kept out of them."""
+    generator = random.Random(seed)
+    by_task: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_task.setdefault(row["task_name"], []).append(index)
+    held = {
+        task: sorted(generator.sample(indices, max(1, round(fraction * len(indices)))))
+        for task, indices in by_task.items()
+    }
+    kept = set().union(*map(set, held.values()))
+    return [row for i, row in enumerate(rows) if i not in kept], {t: [rows[i] for i in ix] for t, ix in held.items()}
+
+
+def seen_task_specs(held: dict[str, list[dict]], folder: Path) -> list[Path]:
+    """A ``reranking`` spec per task over its held-out rows, with the task's instructions (query side and document
+    side): a task with meaningful negatives (other-label texts, gold negatives) ranks each row's positive against
+    its negative; a retrieval task with random negatives ranks it against every other held-out document of the task
+    (its texts equal to the positive or the query left out)."""
+    ranked_against_all = set(mined_tasks())
+    specs = []
+    for task, rows in held.items():
+        documents = list(dict.fromkeys(row[side][1] for row in rows for side in ("pos", "neg")))
+        lines = []
+        for row in rows:
+            query, positive = row["query"][1], row["pos"][1]
+            if task in ranked_against_all:
+                negatives = [text for text in documents if text not in (positive, query)]
+            else:
+                negatives = [row["neg"][1]]
+            lines.append(json.dumps({"query": query, "positive": positive, "negative": negatives}, ensure_ascii=False))
+        data = folder / f"seen-{task}.jsonl"
+        data.write_text("\n".join(lines) + "\n")
+        spec = {
+            "name": f"{SEEN}{task}",
+            "type": "reranking",
+            "test": data.name,
+            "instruction": {"query": rows[0]["query"][0], "corpus": rows[0]["pos"][0]},
+            "description": f"medi-mini {task}: {len(rows)} rows kept out of training",
+        }
+        specs.append(folder / f"seen-{task}.json")
+        specs[-1].write_text(json.dumps(spec))
+    return specs
+
+
+def task_types() -> dict[str, str]:
+    """medi-mini's task -> its kind: same-label, retrieval or paraphrase (``tasks.json``'s types, first word)."""
+    tasks = json.loads((MEDI_MINI.parent / "tasks.json").read_text())["tasks"]
+    return {task["name"]: task["type"].split()[0] for task in tasks}
 
 
 def balanced_weights(data: Path) -> str:
@@ -215,7 +272,9 @@ def balanced_weights(data: Path) -> str:
     return ",".join(f"{task}={mean / rows:.4f}" for task, rows in sorted(sizes.items()))
 
 
-def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base: str, data: Path) -> dict:
+def train_run(
+    name: str, instructions: str, args, folder: Path, spec: Path, base: str, data: Path, seen: list[Path]
+) -> dict:
     from instructor_embed.training.config import TrainConfig
     from instructor_embed.training.loop import train
 
@@ -232,7 +291,7 @@ def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base
         seed=args.seed,
         instructions=instructions,
         task_weights=balanced_weights(data) if args.balance_tasks else None,
-        eval=task_entries(CURVE_TASKS, spec),
+        eval=task_entries(CURVE_TASKS, spec) + tuple(map(str, seen)),
         eval_steps=args.eval_every,
         eval_instructions="none" if instructions == "none" else AUTHORS,
         save_steps=args.steps,
@@ -247,51 +306,106 @@ def train_run(name: str, instructions: str, args, folder: Path, spec: Path, base
     return {
         "output": str(output),
         "train_seconds": round(seconds - evaluating, 1),
-        "curve": [{"step": r["step"], "average": r["metric"], "scores": r["scores"]} for r in history],
+        "curve": [
+            {
+                "step": r["step"],
+                "average": average(r["scores"], CURVE_TASKS),
+                **({"seen": seen_summary(r["scores"])} if seen else {}),
+                "scores": r["scores"],
+            }
+            for r in history
+        ],
     }
 
 
-def score(model_path: str, mode: str, spec: Path, window: int) -> tuple[dict[str, float | None], float]:
+def score(model_path: str, mode: str, spec: Path, window: int, seen: list[Path]) -> dict:
+    """One column of the final table: the model's scores on the held-out tasks (and the seen tasks' held-out rows)
+    with the authors' instructions or none."""
     from instructor_embed import INSTRUCTOR
     from instructor_embed.evaluation.runner import read_tasks, score_model
 
     started = time.perf_counter()
     results = score_model(
         INSTRUCTOR(model_path, device="cpu", max_seq_length=window),
-        read_tasks(task_entries(TASKS, spec)),
+        read_tasks(task_entries(TASKS, spec) + tuple(map(str, seen))),
         model_name=AUTHORS,
         instructions=AUTHORS if mode == "with" else "none",
     )
     for task, result in results.items():
         if "error" in result:
             print(f"{task}: {result['error']}", file=sys.stderr)
-    return {task: result.get("main_score") for task, result in results.items()}, time.perf_counter() - started
+    scores = {task: result.get("main_score") for task, result in results.items()}
+    return {
+        "scores": scores,
+        "average": average(scores, TASKS),
+        **({"seen": seen_summary(scores)} if seen else {}),
+        "seconds": round(time.perf_counter() - started),
+    }
 
 
-def average(scores: dict[str, float | None]) -> float | None:
-    values = [value for value in scores.values() if value is not None]
-    return sum(values) / len(values) if len(values) == len(scores) else None
+def average(scores: dict[str, float | None], names: list[str]) -> float | None:
+    """The mean score over ``names``, or None where one of them has none."""
+    values = [scores.get(name) for name in names]
+    return None if None in values else sum(values) / len(values)
 
 
-def table(columns: list[dict]) -> str:
-    header = "| task (main score × 100) | " + " | ".join(f"{c['model']}, {c['mode']} instr." for c in columns) + " |"
-    lines = [header, "| --- |" + " ---: |" * len(columns)]
-    for task in TASKS:
-        cells = [f"{100 * c['scores'][task]:.2f}" if c["scores"].get(task) is not None else "—" for c in columns]
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    cells = [f"**{100 * c['average']:.2f}**" if c["average"] is not None else "—" for c in columns]
-    lines.append("| **average** | " + " | ".join(cells) + " |")
+def seen_summary(scores: dict[str, float | None]) -> dict[str, float | None]:
+    """The seen tasks' held-out rows: the mean over every such task, and over each kind of task."""
+    kinds = task_types()
+    names = [name for name in scores if name.startswith(SEEN)]
+    groups = {"all": names}
+    for name in names:
+        groups.setdefault(kinds[name.removeprefix(SEEN)], []).append(name)
+    return {group: average(scores, members) for group, members in groups.items()}
+
+
+def score_table(title: str, labels: list[str], scores: list[dict], names: list[str], totals: dict[str, list]) -> str:
+    """Names down, ``labels`` across, scores × 100; ``totals`` (label -> a value per column) in bold below."""
+
+    def cell(value: float | None, bold: bool = False) -> str:
+        return "—" if value is None else (f"**{100 * value:.2f}**" if bold else f"{100 * value:.2f}")
+
+    lines = [f"| {title} | " + " | ".join(labels) + " |", "| --- |" + " ---: |" * len(labels)]
+    lines += [f"| {name} | " + " | ".join(cell(s.get(name)) for s in scores) + " |" for name in names]
+    lines += [f"| **{name}** | " + " | ".join(cell(v, True) for v in values) + " |" for name, values in totals.items()]
     return "\n".join(lines) + "\n"
 
 
-def curve_table(runs: dict[str, dict]) -> str:
+def table(columns: list[dict]) -> str:
+    labels = [f"{c['model']}, {c['mode']} instr." for c in columns]
+    scores = [c["scores"] for c in columns]
+    return score_table("task (main score × 100)", labels, scores, TASKS, {"average": [c["average"] for c in columns]})
+
+
+def seen_table(labels: list[str], entries: list[dict]) -> str:
+    """The seen tasks' held-out rows (MAP × 100) for each entry (a column or a curve point with ``scores`` and
+    ``seen``), with the averages over all of them and per kind of task."""
+    names = [name for name in entries[0]["scores"] if name.startswith(SEEN)]
+    groups = {
+        f"average, {group}" if group != "all" else "average": [e["seen"][group] for e in entries]
+        for group in entries[0]["seen"]
+    }
+    return score_table("seen task, unseen rows (MAP × 100)", labels, [e["scores"] for e in entries], names, groups)
+
+
+def seen_curve_table(runs: dict[str, dict]) -> str:
+    """Each run's step 0 (the base model, with instructions or without as the run was trained) and last step."""
+    labels, entries = [], []
+    for name, run in runs.items():
+        first, last = run["curve"][0], run["curve"][-1]
+        labels += [f"{name}: step {first['step']}", f"{name}: step {last['step']}"]
+        entries += [first, last]
+    return seen_table(labels, entries)
+
+
+def curve_table(runs: dict[str, dict], value=lambda point: point["average"], what="curve tasks' average") -> str:
     steps = [point["step"] for point in next(iter(runs.values()))["curve"]]
     lines = [
-        "| run (curve tasks' average × 100) | " + " | ".join(f"step {s}" for s in steps) + " |",
+        f"| run ({what} × 100) | " + " | ".join(f"step {s}" for s in steps) + " |",
         "| --- |" + " ---: |" * len(steps),
     ]
     for name, run in runs.items():
-        cells = [f"{100 * p['average']:.2f}" if p["average"] is not None else "—" for p in run["curve"]]
+        cells = [f"{100 * value(p):.2f}" if value(p) is not None else "—" for p in run["curve"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -315,20 +429,25 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if columns:
-        figure, (bars, curve) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [3, 1]})
-        held_out_bars(bars, columns, window)
-    else:  # --curve-only
-        figure, curve = plt.subplots(figsize=(6, 4.5))
-    for name, run in runs.items():
-        points = [p for p in run["curve"] if p["average"] is not None]
-        curve.plot([p["step"] for p in points], [100 * p["average"] for p in points], marker="o", label=name)
-    curve.set_xlabel("training step")
-    curve.set_ylabel("average × 100")
-    curve.set_title(
-        f"while training: {len(CURVE_TASKS)} of the tasks\nat the training's {max_length} tokens", fontsize=10
+    seen = "seen" in next(iter(runs.values()))["curve"][0]
+    panels = [3] * bool(columns) + [1] + [1] * seen
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(4.5 * sum(panels) / 1.2, 5.5), gridspec_kw={"width_ratios": panels}
     )
-    curve.legend(fontsize=8)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    if columns:
+        held_out_bars(axes.pop(0), columns, window)
+    curves = [(f"while training: {len(CURVE_TASKS)} of the held-out tasks", lambda p: p["average"])]
+    if seen:
+        curves.append(("while training: the seen tasks'\nheld-out rows (MAP)", lambda p: p["seen"]["all"]))
+    for curve, (title, value) in zip(axes, curves, strict=True):
+        for name, run in runs.items():
+            points = [p for p in run["curve"] if value(p) is not None]
+            curve.plot([p["step"] for p in points], [100 * value(p) for p in points], marker="o", label=name)
+        curve.set_xlabel("training step")
+        curve.set_ylabel("average × 100")
+        curve.set_title(f"{title}\nat the training's {max_length} tokens", fontsize=10)
+        curve.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -359,6 +478,12 @@ def main() -> int:
     parser.add_argument(
         "--balance-tasks", action="store_true", help="every task the same batches per epoch (see above)"
     )
+    parser.add_argument(
+        "--held-out-rows",
+        type=float,
+        metavar="FRACTION",
+        help="keep this share of every task's rows out of training and score every model on them (see above)",
+    )
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
     parser.add_argument("--tag", help="results/instruction-ablation-TAG-<machine>.* (default: 'wordings' with them)")
@@ -369,6 +494,12 @@ def main() -> int:
     if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
         print(
             f"--tag {args.tag!r}: a tag names result files, so it cannot be empty, hold '/' or start with '.'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.held_out_rows is not None and not 0 < args.held_out_rows <= 0.5:
+        print(
+            f"--held-out-rows {args.held_out_rows}: a share of each task's rows, above 0 and at most 0.5",
             file=sys.stderr,
         )
         return 2
@@ -395,12 +526,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="instructor-ablation-") as scratch:
         folder = Path(scratch)
         spec = clustering_spec(folder)
-        data, mining = MEDI_MINI, None
+        rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
+        data, mining, seen, held = MEDI_MINI, None, [], {}
+        if args.held_out_rows:
+            rows, held = hold_out(rows, args.held_out_rows, args.seed)
+            seen = seen_task_specs(held, folder)
         if args.hard_negatives:
-            data = folder / "medi-mini-mined.jsonl"
-            mining = mine_medi_mini(base, data, args.seed)
+            rows, mining = mine_medi_mini(base, rows, args.seed)
             print(f"mined negatives in {mining['minutes']} min: {json.dumps(mining['tasks'])}", file=sys.stderr)
-        runs = {name: train_run(*arm, args, folder, spec, base, data) for name, arm in arms.items()}
+        if args.held_out_rows or args.hard_negatives:
+            data = folder / "medi-mini-train.jsonl"
+            data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        runs = {name: train_run(*arm, args, folder, spec, base, data, seen) for name, arm in arms.items()}
         budget = window_budget(base, args.max_seq_length, data)
         for name, run in runs.items():
             print(f"{name}: {run['train_seconds']:.0f} s of training", file=sys.stderr)
@@ -412,9 +549,8 @@ def main() -> int:
                 shutil.copytree(run["output"], kept, ignore=shutil.ignore_patterns("checkpoint-*"))
         columns = []
         for model, mode in columns_wanted:
-            scores, seconds = score(paths[model], mode, spec, args.eval_max_seq_length)
             columns.append(
-                {"model": model, "mode": mode, "scores": scores, "average": average(scores), "seconds": round(seconds)}
+                {"model": model, "mode": mode, **score(paths[model], mode, spec, args.eval_max_seq_length, seen)}
             )
             print(table(columns), file=sys.stderr)
     for run in runs.values():
@@ -432,6 +568,7 @@ def main() -> int:
         "curve_tasks": CURVE_TASKS,
         "window_budget": budget,
         **({"hard_negatives": mining} if mining else {}),
+        **({"held_out_rows": {task: len(rows) for task, rows in held.items()}} if held else {}),
         "columns": columns,
         "runs": runs,
     }
@@ -448,8 +585,23 @@ def main() -> int:
             if columns
             else ""
         )
+        + (
+            f"The seen tasks' held-out rows, every model at {args.eval_max_seq_length} tokens:\n\n"
+            + seen_table([f"{c['model']}, {c['mode']} instr." for c in columns], columns)
+            + "\n"
+            if columns and seen
+            else ""
+        )
         + "While training (each run scored as it was trained):\n\n"
         + curve_table(runs)
+        + (
+            "\n"
+            + curve_table(runs, lambda p: p["seen"]["all"], "seen tasks' held-out rows, MAP")
+            + "\nThe seen tasks' held-out rows at the first and last step of each run:\n\n"
+            + seen_curve_table(runs)
+            if seen
+            else ""
+        )
     )
     files["md"].write_text(report)
     print(report)

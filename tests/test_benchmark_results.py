@@ -83,3 +83,48 @@ def test_ablation_balanced_weights_give_every_task_the_same_share(tmp_path):
     weights = load("instruction_ablation").balanced_weights(data)
     parsed = TrainConfig(model="m", data=str(data), output_dir="o", task_weights=weights).weights()
     assert parsed == {"large": pytest.approx(4 / 6, abs=1e-4), "small": 2.0}  # mean size 4 over each task's own
+
+
+def test_ablation_holds_out_rows_of_every_task_as_reranking_specs(tmp_path):
+    """--held-out-rows: a seeded share of each task kept out of training, each task's rows a reranking spec with the
+    task's own instructions: label and gold-negative tasks rank a row's positive against its negative, retrieval
+    tasks against every other held-out document of the task."""
+    module = load("instruction_ablation")
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    rows = [json.loads(line) for line in module.MEDI_MINI.read_text().splitlines()]
+    train, held = module.hold_out(rows, 0.02, seed=1)
+    assert module.hold_out(rows, 0.02, seed=1) == (train, held)
+    sizes = {task: sum(row["task_name"] == task for row in rows) for task in held}
+    assert len(held) == 19 and all(len(held[task]) == max(1, round(0.02 * n)) for task, n in sizes.items())
+    assert len(train) + sum(map(len, held.values())) == len(rows)
+    kept_out = {json.dumps(row) for task_rows in held.values() for row in task_rows}
+    assert not kept_out & {json.dumps(row) for row in train}
+
+    specs = {load_user_task(path).name: load_user_task(path) for path in module.seen_task_specs(held, tmp_path)}
+    assert set(specs) == {f"seen-{task}" for task in held}
+    label = specs["seen-sst2_sentiment"]
+    assert label.instruction == {
+        "query": held["sst2_sentiment"][0]["query"][0],
+        "corpus": held["sst2_sentiment"][0]["pos"][0],
+    }
+    data = label.task.dataset["default"]["test"]
+    assert all(len(candidates) == 2 for candidates in data["top_ranked"].values())  # its positive and its negative
+    assert data["corpus"]["text"][1] == held["sst2_sentiment"][0]["neg"][1]
+    retrieval = specs["seen-agnews_title_to_description"].task.dataset["default"]["test"]
+    documents = {row[side][1] for row in held["agnews_title_to_description"] for side in ("pos", "neg")}
+    first = held["agnews_title_to_description"][0]
+    text_of = dict(zip(retrieval["corpus"]["id"], retrieval["corpus"]["text"], strict=True))
+    candidates = [text_of[id_] for id_ in retrieval["top_ranked"]["q0"]]
+    assert candidates[0] == first["pos"][1] and set(candidates) == documents - {first["query"][1]}
+    assert len(text_of) == len(documents)  # each document embedded once, however many queries rank it
+    assert module.task_types()["agnews_title_to_description"] == "retrieval"
+    assert module.seen_summary(
+        {"seen-sst2_sentiment": 0.8, "seen-agnews_title_to_description": 0.6, "STSBenchmark": 0.1}
+    ) == {
+        "all": pytest.approx(0.7),
+        "same-label": 0.8,
+        "retrieval": 0.6,
+    }

@@ -376,9 +376,25 @@ def test_reranking_reads_single_texts_from_csv_and_named_columns(tmp_path):
     )
     data = task.task.dataset["default"]["test"]
     assert data["queries"]["text"] == ["how do I pay", "open an account"]
-    assert data["relevant_docs"] == {"q0": {"q0-p0": 1}, "q1": {"q1-p0": 1}}
-    assert data["top_ranked"] == {"q0": ["q0-p0", "q0-n0"], "q1": ["q1-p0", "q1-n0"]}
+    assert data["relevant_docs"] == {"q0": {"d0": 1}, "q1": {"d2": 1}}
+    assert data["top_ranked"] == {"q0": ["d0", "d1"], "q1": ["d2", "d3"]}
     assert data["corpus"]["text"] == ["card payments", "opening hours", "new accounts", "weather"]
+
+
+def test_a_text_several_queries_rank_is_embedded_once(tmp_path):
+    rows = [
+        {"query": "q1", "positive": ["a", "a"], "negative": ["b", "c"]},
+        {"query": "q2", "positive": "c", "negative": ["a", "b"]},
+    ]
+    task = _load(
+        tmp_path,
+        {"r.jsonl": "".join(json.dumps(r) + "\n" for r in rows)},
+        {"name": "R", "type": "reranking", "test": "r.jsonl"},
+    )
+    data = task.task.dataset["default"]["test"]
+    assert data["corpus"]["text"] == ["a", "b", "c"] and data["corpus"]["id"] == ["d0", "d1", "d2"]
+    assert data["top_ranked"] == {"q0": ["d0", "d1", "d2"], "q1": ["d2", "d0", "d1"]}
+    assert data["relevant_docs"] == {"q0": {"d0": 1}, "q1": {"d2": 1}}
 
 
 @pytest.mark.parametrize(

@@ -60,12 +60,13 @@ def number_field(row: dict, column: str, path: Path, line: int) -> float:
 def read_reranking(path: Path, names: dict[str, str]) -> dict:
     """A table of ``query``, ``positive``, ``negative`` rows (``names`` maps these to the file's columns) as mteb's
     reranking split data: each query ranks only its own candidates, its positives above its negatives. In .jsonl a
-    positive or negative may be a list of texts; in .csv/.tsv each cell is one text."""
+    positive or negative may be a list of texts; in .csv/.tsv each cell is one text. A text that is a candidate of
+    several queries is embedded once."""
     from datasets import Dataset
 
     rows = read_table(path, [names[column] for column in ("query", "positive", "negative")])
     queries: dict[str, str] = {}
-    corpus: dict[str, str] = {}
+    corpus: dict[str, str] = {}  # text -> its document id
     relevant_docs: dict[str, dict[str, int]] = {}
     top_ranked: dict[str, list[str]] = {}
     for number, (line, row) in enumerate(rows):
@@ -76,13 +77,11 @@ def read_reranking(path: Path, names: dict[str, str]) -> dict:
         both = set(positives) & set(negatives)
         if both:
             raise fail(path, line, f"{next(iter(both))!r} is both a positive and a negative", names["negative"])
-        candidates = {f"{query_id}-p{i}": text for i, text in enumerate(positives)}
-        relevant_docs[query_id] = dict.fromkeys(candidates, 1)
-        candidates |= {f"{query_id}-n{i}": text for i, text in enumerate(negatives)}
-        top_ranked[query_id] = list(candidates)
-        corpus |= candidates
+        candidates = [corpus.setdefault(text, f"d{len(corpus)}") for text in dict.fromkeys(positives + negatives)]
+        relevant_docs[query_id] = {corpus[text]: 1 for text in positives}
+        top_ranked[query_id] = candidates
     return {
-        "corpus": Dataset.from_dict({"id": list(corpus), "title": [""] * len(corpus), "text": list(corpus.values())}),
+        "corpus": Dataset.from_dict({"id": list(corpus.values()), "title": [""] * len(corpus), "text": list(corpus)}),
         "queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
         "relevant_docs": relevant_docs,
         "top_ranked": top_ranked,
