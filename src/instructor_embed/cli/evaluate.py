@@ -14,7 +14,7 @@ def add_parser(commands) -> None:
         help="evaluate on MTEB tasks (offline: local tasks from the shared data)",
         description="Evaluate models on MTEB tasks with each task's instruction, using mteb's own evaluators. "
         "Tasks with local data (see 'all-local') are read from --data-dir; others are fetched by mteb; a .json "
-        "entry is a task spec on your own data (sts, classification, clustering or retrieval). "
+        "entry is a task spec on your own data (sts, classification, clustering, retrieval or reranking). "
         "Writes OUTPUT/results.json and results.md (several models: one folder each, plus comparison.md and "
         "comparison.png). Needs the 'eval' extra.",
     )
