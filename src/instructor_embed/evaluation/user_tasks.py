@@ -18,11 +18,12 @@ reranking       ``test``: query, positive, negative (in .jsonl each   MAP (each 
 
 Tables are .csv/.tsv with a header row, or .jsonl. Optional keys: ``description``; column names where the
 data uses others (sts: ``sentence1_column``, ``sentence2_column``, ``score_column``; classification and
-clustering: ``text_column``, ``label_column``; reranking: ``query_column``, ``positive_column``, ``negative_column``,
-e.g. ``"query_column": "anchor"`` to read a held-out part of ``train``'s pairs data); for sts ``min_score`` and ``max_score`` (default: the data's
-range); for classification ``samples_per_label`` (training examples per label in each of mteb's 10 runs;
-default 8, as on MTEB); for clustering ``max_documents`` (embed a random sample of that many rows instead of
-every row; the results say so); for retrieval and reranking an ``instruction`` may be ``{"query": …, "corpus": …}``.
+clustering: ``text_column``, ``label_column``; reranking: ``query_column``, ``positive_column``,
+``negative_column``, e.g. ``"query_column": "anchor"`` to read a held-out part of ``train``'s pairs data); for sts
+``min_score`` and ``max_score`` (default: the data's range); for classification ``samples_per_label`` (training
+examples per label in each of mteb's 10 runs; default 8, as on MTEB); for clustering ``max_documents`` (embed a
+random sample of that many rows instead of every row; the results say so); for retrieval and reranking an
+``instruction`` may be ``{"query": …, "corpus": …}``.
 """
 
 from __future__ import annotations
