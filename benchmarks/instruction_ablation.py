@@ -57,6 +57,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,6 +256,7 @@ def seen_task_specs(held: dict[str, list[dict]], folder: Path) -> list[Path]:
     return specs
 
 
+@cache
 def task_types() -> dict[str, str]:
     """medi-mini's task -> its kind: same-label, retrieval or paraphrase (``tasks.json``'s types, first word)."""
     tasks = json.loads((MEDI_MINI.parent / "tasks.json").read_text())["tasks"]
