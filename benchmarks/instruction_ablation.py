@@ -39,13 +39,21 @@ subjectivity over movie sentences). Each task becomes a ``reranking`` spec with 
 gold-negative task's query ranks its positive against its negative; a retrieval task's query ranks its positive
 against every other held-out document of the task.
 
+``--opposite-twins`` adds, for three binary label tasks (SST-2 and CR sentiment, Subj subjectivity), a twin task
+over the *same texts* that asks for the other label: each row's query gets an instruction such as "...for
+retrieving a sentence of the opposite sentiment:", and its positive and negative swap places (the documents keep
+the task's own instruction). Only the instruction tells a task from its twin, so without instructions the two
+pull every query in opposite directions, and a model that cannot read instructions ranks a held-out row's two
+candidates the same way for both: its mean MAP over a task and its twin is 75 exactly (one of the two at 100, the
+other at 50). The twins' held-out rows are their tasks' held-out rows (with ``--held-out-rows``).
+
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
 ``benchmarks/results/instruction-ablation-<machine>.{json,md,png}``.
 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
-        [--held-out-rows 0.1] [--curve-only] [--tag TAG]
+        [--held-out-rows 0.1] [--opposite-twins] [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
@@ -80,6 +88,13 @@ CURVE_TASKS = ["STSBenchmark", CLUSTERING, "Billboard-cnndm"]
 SEEN = "seen-"  # the held-out rows' tasks: "seen-<medi-mini task>"
 GOLD_NEGATIVES = {"rte_entailment"}  # a retrieval task whose negative is a not-entailed hypothesis of the premise
 RETRIEVAL = "retrieval (asymmetric)"
+OPPOSITE = "_opposite"  # a twin task's name: its task's name and this
+OPPOSITE_INSTRUCTIONS = {  # binary label tasks, and the query instruction of their twin that asks for the other label
+    "sst2_sentiment": "Represent the movie review sentence for retrieving a sentence of the opposite sentiment:",
+    "cr_sentiment": "Represent the product review for retrieving a review of the opposite sentiment:",
+    "subj_subjectivity": "Represent the movie sentence for retrieving a sentence of the other kind, a plot "
+    "description for an opinion and an opinion for a plot description:",
+}
 WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
 # (model, instructions at evaluation): the columns of the table
 COLUMNS = [
@@ -225,6 +240,21 @@ def hold_out(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], 
     return [row for i, row in enumerate(rows) if i not in kept], {t: [rows[i] for i in ix] for t, ix in held.items()}
 
 
+def opposite_twins(rows: list[dict]) -> list[dict]:
+    """The twins of the :data:`OPPOSITE_INSTRUCTIONS` tasks' ``rows``: the same rows with the twin's query
+    instruction, the positive and the negative swapped."""
+    return [
+        {
+            "query": [OPPOSITE_INSTRUCTIONS[row["task_name"]], row["query"][1]],
+            "pos": row["neg"],
+            "neg": row["pos"],
+            "task_name": row["task_name"] + OPPOSITE,
+        }
+        for row in rows
+        if row["task_name"] in OPPOSITE_INSTRUCTIONS
+    ]
+
+
 def seen_task_specs(held: dict[str, list[dict]], folder: Path) -> list[Path]:
     """A ``reranking`` spec per task over its held-out rows, with the task's instructions (query side and document
     side): a task with meaningful negatives (other-label texts, gold negatives) ranks each row's positive against
@@ -357,7 +387,12 @@ def seen_summary(scores: dict[str, float | None]) -> dict[str, float | None]:
     names = [name for name in scores if name.startswith(SEEN)]
     groups = {"all": names}
     for name in names:
-        groups.setdefault(kinds[name.removeprefix(SEEN)], []).append(name)
+        task = name.removeprefix(SEEN)
+        groups.setdefault("opposite twin" if task.endswith(OPPOSITE) else kinds[task], []).append(name)
+    if "opposite twin" in groups:  # the twins and their tasks: 75 for a model that cannot read instructions
+        groups["twins and their tasks"] = [
+            name for name in names if name.endswith(OPPOSITE) or name + OPPOSITE in groups["opposite twin"]
+        ]
     return {group: average(scores, members) for group, members in groups.items()}
 
 
@@ -486,6 +521,9 @@ def main() -> int:
         metavar="FRACTION",
         help="keep this share of every task's rows out of training and score every model on them (see above)",
     )
+    parser.add_argument(
+        "--opposite-twins", action="store_true", help="add twin tasks that ask for the other label (see above)"
+    )
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
     parser.add_argument("--tag", help="results/instruction-ablation-TAG-<machine>.* (default: 'wordings' with them)")
@@ -532,11 +570,15 @@ def main() -> int:
         data, mining, seen, held = MEDI_MINI, None, [], {}
         if args.held_out_rows:
             rows, held = hold_out(rows, args.held_out_rows, args.seed)
+        if args.opposite_twins:
+            rows += opposite_twins(rows)
+            held |= {task + OPPOSITE: opposite_twins(held[task]) for task in OPPOSITE_INSTRUCTIONS if task in held}
+        if held:
             seen = seen_task_specs(held, folder)
         if args.hard_negatives:
             rows, mining = mine_medi_mini(base, rows, args.seed)
             print(f"mined negatives in {mining['minutes']} min: {json.dumps(mining['tasks'])}", file=sys.stderr)
-        if args.held_out_rows or args.hard_negatives:
+        if args.held_out_rows or args.hard_negatives or args.opposite_twins:
             data = folder / "medi-mini-train.jsonl"
             data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         runs = {name: train_run(*arm, args, folder, spec, base, data, seen) for name, arm in arms.items()}

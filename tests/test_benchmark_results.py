@@ -164,3 +164,45 @@ def test_sensitivity_tells_each_seen_task_it_is_its_sibling(tmp_path, monkeypatc
     assert tasks["seen-tweeteval_irony"].task.dataset["default"]["test"]["queries"]["text"] == [
         r["query"][1] for r in held
     ]
+
+
+def test_ablation_opposite_twins_ask_the_same_rows_for_the_other_label(tmp_path):
+    """--opposite-twins: a binary label task's twin holds its rows with the query told to find the other label and
+    the positive and negative swapped, so only the instruction tells the two apart; the held-out summary adds the
+    twins and the pairs' mean (75 for a model that cannot read instructions)."""
+    module = load("instruction_ablation")
+    rows = [
+        {"query": ["Q:", "fine film"], "pos": ["D:", "a joy"], "neg": ["D:", "a bore"], "task_name": "sst2_sentiment"},
+        {
+            "query": ["T:", "a title"],
+            "pos": ["B:", "a body"],
+            "neg": ["B:", "other"],
+            "task_name": "bbc_title_to_article",
+        },
+    ]
+    (twin,) = module.opposite_twins(rows)
+    assert twin == {
+        "query": [module.OPPOSITE_INSTRUCTIONS["sst2_sentiment"], "fine film"],
+        "pos": ["D:", "a bore"],
+        "neg": ["D:", "a joy"],
+        "task_name": "sst2_sentiment_opposite",
+    }
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    (path,) = module.seen_task_specs({twin["task_name"]: [twin]}, tmp_path)
+    spec = load_user_task(path)
+    assert spec.instruction == {"query": module.OPPOSITE_INSTRUCTIONS["sst2_sentiment"], "corpus": "D:"}
+    data = spec.task.dataset["default"]["test"]
+    assert data["corpus"]["text"] == ["a bore", "a joy"]  # the twin's positive first, ranked against the task's
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent (task kinds come from its tasks.json)")
+    summary = module.seen_summary(
+        {"seen-sst2_sentiment": 1.0, "seen-sst2_sentiment_opposite": 0.5, "seen-agnews_title_to_description": 0.6}
+    )
+    assert summary == {
+        "all": pytest.approx(0.7),
+        "same-label": 1.0,
+        "opposite twin": 0.5,
+        "retrieval": 0.6,
+        "twins and their tasks": 0.75,
+    }
