@@ -489,12 +489,24 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
     figure.savefig(path, dpi=110)
 
 
-def result_files(tag: str | None) -> dict[str, Path]:
-    """``results/instruction-ablation[-TAG]-<machine>.{json,md,png}``: names joined, not ``Path.with_suffix``, which
+def tag_problem(tag: str | None) -> str | None:
+    """What is wrong with ``--tag`` as part of a result file's name, if anything."""
+    if tag is not None and (not tag or "/" in tag or tag.startswith(".")):
+        return f"--tag {tag!r}: a tag names result files, so it cannot be empty, hold '/' or start with '.'"
+    return None
+
+
+def result_stem(name: str, tag: str | None) -> str:
+    """``NAME[-TAG]-<machine>``, the benchmarks' result names: joined, not built with ``Path.with_suffix``, which
     would cut a tag such as ``tau0.01`` at its dot."""
     from instructor_embed.hardware import detect
 
-    stem = f"instruction-ablation{f'-{tag}' if tag else ''}-{detect('cpu').signature()}"
+    return "-".join(filter(None, [name, tag, detect("cpu").signature()]))
+
+
+def result_files(tag: str | None) -> dict[str, Path]:
+    """``results/instruction-ablation[-TAG]-<machine>.{json,md,png}``."""
+    stem = result_stem("instruction-ablation", tag)
     return {kind: RESULTS / f"{stem}.{kind}" for kind in ("json", "md", "png")}
 
 
@@ -531,11 +543,8 @@ def main() -> int:
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the ablation needs ../shared beside the checkout", file=sys.stderr)
         return 2
-    if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
-        print(
-            f"--tag {args.tag!r}: a tag names result files, so it cannot be empty, hold '/' or start with '.'",
-            file=sys.stderr,
-        )
+    if problem := tag_problem(args.tag):
+        print(problem, file=sys.stderr)
         return 2
     if args.held_out_rows is not None and not 0 < args.held_out_rows <= 0.5:
         print(

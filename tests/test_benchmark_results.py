@@ -25,11 +25,16 @@ def test_ablation_result_files_keep_a_tag_with_a_dot():
     assert files == {kind: BENCHMARKS / "results" / f"{stem}.{kind}" for kind in ("json", "md", "png")}
 
 
-def test_sensitivity_result_names_carry_the_tag_whole():
-    module = load("instruction_sensitivity")
+def test_result_names_carry_the_tag_whole_and_refuse_a_path():
+    module = load("instruction_ablation")
     machine = detect("cpu").signature()
-    assert module.result_stem(True, "twins0.1") == f"instruction-sensitivity-seen-twins0.1-{machine}"
-    assert module.result_stem(False, None) == f"instruction-sensitivity-{machine}"
+    assert (
+        module.result_stem("instruction-sensitivity-seen", "twins0.1")
+        == f"instruction-sensitivity-seen-twins0.1-{machine}"
+    )
+    assert module.result_stem("instruction-sensitivity", None) == f"instruction-sensitivity-{machine}"
+    assert module.tag_problem(None) is None and module.tag_problem("tau0.01") is None
+    assert all("--tag" in module.tag_problem(tag) for tag in ("", "a/b", ".hidden"))
 
 
 QUESTION, ANSWER = (
