@@ -16,7 +16,7 @@ were trained on.
 
 FOLDER holds the ablation's trained models (``instruction_ablation.py --keep-models FOLDER``: ``with``,
 ``without``, ``wordings``); the base all-MiniLM-L6-v2 is scored beside them. Writes
-``benchmarks/results/instruction-sensitivity-<machine>.{json,md}``.
+``benchmarks/results/instruction-sensitivity[-seen][-TAG]-<machine>.{json,md}``.
 """
 
 from __future__ import annotations
