@@ -46,6 +46,10 @@ the task's own instruction). Only the instruction tells a task from its twin, so
 pull every query in opposite directions, and a model that cannot read instructions ranks a held-out row's two
 candidates the same way for both: its mean MAP over a task and its twin is 75 exactly (one of the two at 100, the
 other at 50). The twins' held-out rows are their tasks' held-out rows (with ``--held-out-rows``).
+``--opposite-twins TASK,...`` twins other label tasks (:data:`OPPOSITE_INSTRUCTIONS`: also CLINC150 and SNIPS,
+"...with a different intent:"); ``--untrained-twins TASK,...`` scores those tasks' twins on the held-out rows
+but never trains on them: does following "another label" carry over to a task whose twin the model never saw?
+(``benchmarks/twin_transfer.py`` asks the same of models already kept.) ``--only with|without`` trains one run.
 
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
@@ -53,7 +57,8 @@ Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) 
 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
-        [--held-out-rows 0.1] [--opposite-twins] [--curve-only] [--tag TAG]
+        [--held-out-rows 0.1] [--opposite-twins [TASK,...]] [--untrained-twins TASK,...] [--only with]
+        [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
@@ -89,12 +94,16 @@ SEEN = "seen-"  # the held-out rows' tasks: "seen-<medi-mini task>"
 GOLD_NEGATIVES = {"rte_entailment"}  # a retrieval task whose negative is a not-entailed hypothesis of the premise
 RETRIEVAL = "retrieval (asymmetric)"
 OPPOSITE = "_opposite"  # a twin task's name: its task's name and this
-OPPOSITE_INSTRUCTIONS = {  # binary label tasks, and the query instruction of their twin that asks for the other label
+UNTRAINED = "_untrained"  # and this after it for a twin scored but never trained on (``--untrained-twins``)
+OPPOSITE_INSTRUCTIONS = {  # label tasks, and the query instruction of their twin that asks for another label
     "sst2_sentiment": "Represent the movie review sentence for retrieving a sentence of the opposite sentiment:",
     "cr_sentiment": "Represent the product review for retrieving a review of the opposite sentiment:",
     "subj_subjectivity": "Represent the movie sentence for retrieving a sentence of the other kind, a plot "
     "description for an opinion and an opinion for a plot description:",
+    "clinc150_intent": "Represent the virtual assistant request for retrieving requests with a different intent:",
+    "snips_intent": "Represent the voice command for retrieving a command with a different intent:",
 }
+TWINNED = ("sst2_sentiment", "cr_sentiment", "subj_subjectivity")  # the twins of a bare ``--opposite-twins``
 WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
 # (model, instructions at evaluation): the columns of the table
 COLUMNS = [
@@ -240,19 +249,31 @@ def hold_out(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], 
     return [row for i, row in enumerate(rows) if i not in kept], {t: [rows[i] for i in ix] for t, ix in held.items()}
 
 
-def opposite_twins(rows: list[dict]) -> list[dict]:
-    """The twins of the :data:`OPPOSITE_INSTRUCTIONS` tasks' ``rows``: the same rows with the twin's query
-    instruction, the positive and the negative swapped."""
+def opposite_twins(rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE) -> list[dict]:
+    """The twins of the ``tasks``' ``rows`` (tasks of :data:`OPPOSITE_INSTRUCTIONS`): the same rows with the
+    twin's query instruction, the positive and the negative swapped, named ``<task><suffix>``."""
     return [
         {
             "query": [OPPOSITE_INSTRUCTIONS[row["task_name"]], row["query"][1]],
             "pos": row["neg"],
             "neg": row["pos"],
-            "task_name": row["task_name"] + OPPOSITE,
+            "task_name": row["task_name"] + suffix,
         }
         for row in rows
-        if row["task_name"] in OPPOSITE_INSTRUCTIONS
+        if row["task_name"] in tasks
     ]
+
+
+def twin_tasks(value: str) -> tuple[str, ...]:
+    """``--opposite-twins`` / ``--untrained-twins``: comma-separated tasks of :data:`OPPOSITE_INSTRUCTIONS`."""
+    tasks = tuple(task.strip() for task in value.split(",") if task.strip())
+    if unknown := [task for task in tasks if task not in OPPOSITE_INSTRUCTIONS]:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown)}: no twin instruction (twinnable tasks: {', '.join(OPPOSITE_INSTRUCTIONS)})"
+        )
+    if not tasks:
+        raise argparse.ArgumentTypeError("name at least one task")
+    return tasks
 
 
 def seen_task_specs(held: dict[str, list[dict]], folder: Path) -> list[Path]:
@@ -386,13 +407,17 @@ def seen_summary(scores: dict[str, float | None]) -> dict[str, float | None]:
     kinds = task_types()
     names = [name for name in scores if name.startswith(SEEN)]
     groups = {"all": names}
+    twins = {  # twin group: the suffix of its names, the group of the twins with their tasks
+        "opposite twin": (OPPOSITE, "twins and their tasks"),
+        "untrained twin": (OPPOSITE + UNTRAINED, "untrained twins and their tasks"),
+    }
     for name in names:
         task = name.removeprefix(SEEN)
-        groups.setdefault("opposite twin" if task.endswith(OPPOSITE) else kinds[task], []).append(name)
-    if "opposite twin" in groups:  # the twins and their tasks: 75 for a model that cannot read instructions
-        groups["twins and their tasks"] = [
-            name for name in names if name.endswith(OPPOSITE) or name + OPPOSITE in groups["opposite twin"]
-        ]
+        kind = next((group for group, (suffix, _) in twins.items() if task.endswith(suffix)), None)
+        groups.setdefault(kind or kinds[task], []).append(name)
+    for group, (suffix, pairs) in twins.items():  # each twin and its task: 75 for a model deaf to instructions
+        if group in groups:
+            groups[pairs] = [name.removesuffix(suffix) for name in groups[group]] + groups[group]
     return {group: average(scores, members) for group, members in groups.items()}
 
 
@@ -534,8 +559,20 @@ def main() -> int:
         help="keep this share of every task's rows out of training and score every model on them (see above)",
     )
     parser.add_argument(
-        "--opposite-twins", action="store_true", help="add twin tasks that ask for the other label (see above)"
+        "--opposite-twins",
+        nargs="?",
+        const=TWINNED,
+        type=twin_tasks,
+        metavar="TASK,...",
+        help=f"add twin tasks that ask for another label (see above; default {','.join(TWINNED)})",
     )
+    parser.add_argument(
+        "--untrained-twins",
+        type=twin_tasks,
+        metavar="TASK,...",
+        help="score these tasks' twins on the held-out rows without training on them (see above)",
+    )
+    parser.add_argument("--only", choices=["with", "without"], help="train only this run: with or without instructions")
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
     parser.add_argument("--tag", help="results/instruction-ablation-TAG-<machine>.* (default: 'wordings' with them)")
@@ -552,6 +589,12 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    if args.untrained_twins and not args.held_out_rows:
+        print("--untrained-twins: they are scored on held-out rows, so they need --held-out-rows", file=sys.stderr)
+        return 2
+    if both := set(args.untrained_twins or ()) & set(args.opposite_twins or ()):
+        print(f"{', '.join(sorted(both))}: twins cannot be both trained and untrained", file=sys.stderr)
+        return 2
     if args.wordings and not Path(args.wordings).is_file():
         print(f"--wordings {args.wordings}: no such file", file=sys.stderr)
         return 2
@@ -567,7 +610,9 @@ def main() -> int:
     if args.eval_max_seq_length is None:
         args.eval_max_seq_length = INSTRUCTOR(base, device="cpu").max_seq_length
     arms = {WITH: ("with", "keep"), WITHOUT: ("without", "none")}
-    columns_wanted = [] if args.curve_only else list(COLUMNS)
+    if args.only:
+        arms = {name: arm for name, arm in arms.items() if arm[0] == args.only}
+    columns_wanted = [] if args.curve_only else [c for c in COLUMNS if c[0] == "base" or c[0] in arms]
     if args.wordings:
         arms[WORDINGS] = ("wordings", str(Path(args.wordings).resolve()))
         columns_wanted += [] if args.curve_only else [(WORDINGS, "with")]
@@ -580,8 +625,12 @@ def main() -> int:
         if args.held_out_rows:
             rows, held = hold_out(rows, args.held_out_rows, args.seed)
         if args.opposite_twins:
-            rows += opposite_twins(rows)
-            held |= {task + OPPOSITE: opposite_twins(held[task]) for task in OPPOSITE_INSTRUCTIONS if task in held}
+            rows += opposite_twins(rows, args.opposite_twins)
+            held |= {
+                task + OPPOSITE: opposite_twins(held[task], (task,)) for task in args.opposite_twins if task in held
+            }
+        for task in args.untrained_twins or ():
+            held[task + OPPOSITE + UNTRAINED] = opposite_twins(held[task], (task,), OPPOSITE + UNTRAINED)
         if held:
             seen = seen_task_specs(held, folder)
         if args.hard_negatives:
@@ -609,7 +658,11 @@ def main() -> int:
     for run in runs.values():
         run.pop("output")
     machine = hardware_line("cpu", 1)
-    settings = {k: v for k, v in vars(args).items() if v not in (None, False) and k != "keep_models"}
+    settings = {
+        k: ",".join(v) if isinstance(v, tuple) else v
+        for k, v in vars(args).items()
+        if v not in (None, False) and k != "keep_models"
+    }
     record = {
         "command": "python benchmarks/instruction_ablation.py "
         + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in settings.items()),

@@ -218,3 +218,80 @@ def test_ablation_opposite_twins_ask_the_same_rows_for_the_other_label(tmp_path)
         "retrieval": 0.6,
         "twins and their tasks": 0.75,
     }
+
+
+def test_ablation_twin_options_name_their_tasks_and_refuse_unknown_ones():
+    module = load("instruction_ablation")
+    assert module.twin_tasks("clinc150_intent, snips_intent") == ("clinc150_intent", "snips_intent")
+    with pytest.raises(Exception, match="tweeteval_irony: no twin instruction"):
+        module.twin_tasks("clinc150_intent,tweeteval_irony")
+    with pytest.raises(Exception, match="at least one task"):
+        module.twin_tasks(" , ")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--untrained-twins", "snips_intent"], "need --held-out-rows"),
+        (
+            ["--held-out-rows", "0.1", "--opposite-twins", "snips_intent", "--untrained-twins", "snips_intent"],
+            "snips_intent: twins cannot be both trained and untrained",
+        ),
+    ],
+)
+def test_ablation_refuses_untrained_twins_it_cannot_score(monkeypatch, capsys, options, message):
+    module = load("instruction_ablation")
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    monkeypatch.setattr("sys.argv", ["instruction_ablation.py", *options])
+    assert module.main() == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ablation_summary_keeps_untrained_twins_apart_from_trained_ones():
+    """An untrained twin (scored, never trained on) and its task make their own pair average."""
+    module = load("instruction_ablation")
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent (task kinds come from its tasks.json)")
+    summary = module.seen_summary(
+        {
+            "seen-subj_subjectivity": 1.0,
+            "seen-subj_subjectivity_opposite": 0.9,
+            "seen-snips_intent": 1.0,
+            "seen-snips_intent_opposite_untrained": 0.5,
+        }
+    )
+    assert summary == {
+        "all": pytest.approx(0.85),
+        "same-label": 1.0,
+        "opposite twin": 0.9,
+        "untrained twin": 0.5,
+        "twins and their tasks": pytest.approx(0.95),
+        "untrained twins and their tasks": 0.75,
+    }
+
+
+def test_twin_transfer_scores_each_held_out_row_with_its_task_and_its_twin(tmp_path, monkeypatch):
+    """twin_transfer's specs are the ablation's held-out rows (same fraction and seed), each task beside its twin,
+    whose query asks for another label and whose candidates trade places."""
+    ablation = load("instruction_ablation")
+    if not ablation.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    transfer = load("twin_transfer")
+    specs = {
+        load_user_task(p).name: load_user_task(p) for p in transfer.twin_specs(("snips_intent",), 0.1, 1, tmp_path)
+    }
+    assert set(specs) == {"seen-snips_intent", "seen-snips_intent_opposite"}
+    rows = [json.loads(line) for line in ablation.MEDI_MINI.read_text().splitlines()]
+    held = ablation.hold_out(rows, 0.1, 1)[1]["snips_intent"]
+    task, twin = (specs[name].task.dataset["default"]["test"] for name in sorted(specs))
+    assert task["queries"]["text"] == twin["queries"]["text"] == [r["query"][1] for r in held]
+    assert specs["seen-snips_intent_opposite"].instruction["query"] == ablation.OPPOSITE_INSTRUCTIONS["snips_intent"]
+    assert specs["seen-snips_intent"].instruction == {"query": held[0]["query"][0], "corpus": held[0]["pos"][0]}
+    pairs = transfer.pair_scores({"seen-snips_intent": 1.0, "seen-snips_intent_opposite": 0.5}, ("snips_intent",))
+    assert pairs == {"snips_intent": {"task": 1.0, "twin": 0.5, "pair": 0.75}}
+    row = transfer.table([{"model": "base", "pairs": pairs}], ("snips_intent",)).splitlines()[-1]
+    assert row == "| base | 100.00 / 50.00 → **75.00** | 75.00 |"  # scores × 100, the pairs' mean last
