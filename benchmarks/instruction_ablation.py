@@ -49,7 +49,10 @@ other at 50). The twins' held-out rows are their tasks' held-out rows (with ``--
 ``--opposite-twins TASK,...`` twins other label tasks (:data:`OPPOSITE_INSTRUCTIONS`: also CLINC150 and SNIPS,
 "...with a different intent:"); ``--untrained-twins TASK,...`` scores those tasks' twins on the held-out rows
 but never trains on them: does following "another label" carry over to a task whose twin the model never saw?
-(``benchmarks/twin_transfer.py`` asks the same of models already kept.) ``--only with|without`` trains one run.
+(``benchmarks/twin_transfer.py`` asks the same of models already kept.) ``--same-twins TASK,...`` adds, over the
+same rows again, a twin that asks for the *same* label in the opposite twin's words ("...retrieving a sentence of
+the same kind, ..."), answers unchanged: a minimal pair that makes the model read "same" and "opposite" rather
+than tell the task's instruction from any other. ``--only with|without`` trains one run.
 
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
@@ -57,7 +60,8 @@ Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) 
 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
-        [--held-out-rows 0.1] [--opposite-twins [TASK,...]] [--untrained-twins TASK,...] [--only with]
+        [--held-out-rows 0.1] [--opposite-twins [TASK,...]] [--untrained-twins TASK,...]
+        [--same-twins TASK,...] [--only with]
         [--curve-only] [--tag TAG]
 """
 
@@ -104,6 +108,14 @@ OPPOSITE_INSTRUCTIONS = {  # label tasks, and the query instruction of their twi
     "snips_intent": "Represent the voice command for retrieving a command with a different intent:",
 }
 TWINNED = ("sst2_sentiment", "cr_sentiment", "subj_subjectivity")  # the twins of a bare ``--opposite-twins``
+SAME = "_same"  # a same-label twin's name: its task's name and this (``--same-twins``)
+SAME_INSTRUCTIONS = {  # the query instruction of a twin that asks for the same label, worded as the opposite twin's
+    "sst2_sentiment": "Represent the movie review sentence for retrieving a sentence of the same sentiment:",
+    "cr_sentiment": "Represent the product review for retrieving a review of the same sentiment:",
+    "subj_subjectivity": "Represent the movie sentence for retrieving a sentence of the same kind, an opinion for "
+    "an opinion and a plot description for a plot description:",
+    "snips_intent": "Represent the voice command for retrieving a command with the same intent:",
+}
 WITH, WITHOUT, WORDINGS = "trained with instructions", "trained without instructions", "trained with varied wordings"
 # (model, instructions at evaluation): the columns of the table
 COLUMNS = [
@@ -249,6 +261,16 @@ def hold_out(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], 
     return [row for i, row in enumerate(rows) if i not in kept], {t: [rows[i] for i in ix] for t, ix in held.items()}
 
 
+def medi_mini_rows() -> list[dict]:
+    """Every row of medi-mini's ``train.jsonl``."""
+    return [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
+
+
+def held_out_rows(fraction: float, seed: int) -> dict[str, list[dict]]:
+    """The rows :func:`hold_out` keeps out of training by ``fraction`` and ``seed``, per task."""
+    return hold_out(medi_mini_rows(), fraction, seed)[1]
+
+
 def opposite_twins(rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE) -> list[dict]:
     """The twins of the ``tasks``' ``rows`` (tasks of :data:`OPPOSITE_INSTRUCTIONS`): the same rows with the
     twin's query instruction, the positive and the negative swapped, named ``<task><suffix>``."""
@@ -264,16 +286,33 @@ def opposite_twins(rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE) -> l
     ]
 
 
-def twin_tasks(value: str) -> tuple[str, ...]:
-    """``--opposite-twins`` / ``--untrained-twins``: comma-separated tasks of :data:`OPPOSITE_INSTRUCTIONS`."""
-    tasks = tuple(task.strip() for task in value.split(",") if task.strip())
-    if unknown := [task for task in tasks if task not in OPPOSITE_INSTRUCTIONS]:
-        raise argparse.ArgumentTypeError(
-            f"{', '.join(unknown)}: no twin instruction (twinnable tasks: {', '.join(OPPOSITE_INSTRUCTIONS)})"
-        )
-    if not tasks:
-        raise argparse.ArgumentTypeError("name at least one task")
-    return tasks
+def same_twins(rows: list[dict], tasks) -> list[dict]:
+    """The same-label twins of the ``tasks``' ``rows`` (tasks of :data:`SAME_INSTRUCTIONS`): the same rows and
+    answers, the query asking for the same label in the opposite twin's words, named ``<task>_same``."""
+    return [
+        row | {"query": [SAME_INSTRUCTIONS[row["task_name"]], row["query"][1]], "task_name": row["task_name"] + SAME}
+        for row in rows
+        if row["task_name"] in tasks
+    ]
+
+
+def task_list(instructions: dict[str, str]):
+    """An argparse type: comma-separated tasks of ``instructions`` (the tasks that have such a twin)."""
+
+    def parse(value: str) -> tuple[str, ...]:
+        tasks = tuple(task.strip() for task in value.split(",") if task.strip())
+        if unknown := [task for task in tasks if task not in instructions]:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(unknown)}: no twin instruction (twinnable tasks: {', '.join(instructions)})"
+            )
+        if not tasks:
+            raise argparse.ArgumentTypeError("name at least one task")
+        return tasks
+
+    return parse
+
+
+twin_tasks = task_list(OPPOSITE_INSTRUCTIONS)  # ``--opposite-twins`` / ``--untrained-twins``
 
 
 def seen_task_specs(held: dict[str, list[dict]], folder: Path) -> list[Path]:
@@ -410,13 +449,14 @@ def seen_summary(scores: dict[str, float | None]) -> dict[str, float | None]:
     twins = {  # twin group: the suffix of its names, the group of the twins with their tasks
         "opposite twin": (OPPOSITE, "twins and their tasks"),
         "untrained twin": (OPPOSITE + UNTRAINED, "untrained twins and their tasks"),
+        "same-label twin": (SAME, None),  # scores as its task for a model deaf to instructions: no pair average
     }
     for name in names:
         task = name.removeprefix(SEEN)
         kind = next((group for group, (suffix, _) in twins.items() if task.endswith(suffix)), None)
         groups.setdefault(kind or kinds[task], []).append(name)
     for group, (suffix, pairs) in twins.items():  # each twin and its task: 75 for a model deaf to instructions
-        if group in groups:
+        if group in groups and pairs:
             groups[pairs] = [name.removesuffix(suffix) for name in groups[group]] + groups[group]
     return {group: average(scores, members) for group, members in groups.items()}
 
@@ -572,6 +612,12 @@ def main() -> int:
         metavar="TASK,...",
         help="score these tasks' twins on the held-out rows without training on them (see above)",
     )
+    parser.add_argument(
+        "--same-twins",
+        type=task_list(SAME_INSTRUCTIONS),
+        metavar="TASK,...",
+        help="add twin tasks that ask for the same label in the opposite twins' words (see above)",
+    )
     parser.add_argument("--only", choices=["with", "without"], help="train only this run: with or without instructions")
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
@@ -620,7 +666,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="instructor-ablation-") as scratch:
         folder = Path(scratch)
         spec = clustering_spec(folder)
-        rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
+        rows = medi_mini_rows()
         data, mining, seen, held = MEDI_MINI, None, [], {}
         if args.held_out_rows:
             rows, held = hold_out(rows, args.held_out_rows, args.seed)
@@ -629,6 +675,9 @@ def main() -> int:
             held |= {
                 task + OPPOSITE: opposite_twins(held[task], (task,)) for task in args.opposite_twins if task in held
             }
+        if args.same_twins:
+            rows += same_twins(rows, args.same_twins)
+            held |= {task + SAME: same_twins(held[task], (task,)) for task in args.same_twins if task in held}
         for task in args.untrained_twins or ():
             held[task + OPPOSITE + UNTRAINED] = opposite_twins(held[task], (task,), OPPOSITE + UNTRAINED)
         if held:
@@ -636,7 +685,7 @@ def main() -> int:
         if args.hard_negatives:
             rows, mining = mine_medi_mini(base, rows, args.seed)
             print(f"mined negatives in {mining['minutes']} min: {json.dumps(mining['tasks'])}", file=sys.stderr)
-        if args.held_out_rows or args.hard_negatives or args.opposite_twins:
+        if args.held_out_rows or args.hard_negatives or args.opposite_twins or args.same_twins:
             data = folder / "medi-mini-train.jsonl"
             data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         runs = {name: train_run(*arm, args, folder, spec, base, data, seen) for name, arm in arms.items()}

@@ -55,10 +55,9 @@ SIBLINGS = {  # medi-mini tasks over one kind of text, labelled other ways: each
 def seen_tasks(fraction: float, seed: int, folder: Path) -> tuple[list[str], dict]:
     """The ablation's held-out rows of the :data:`SIBLINGS` tasks as reranking specs (the same rows, by the same
     fraction and seed), and each one's wrong instructions: its sibling's."""
-    from instruction_ablation import MEDI_MINI, SEEN, hold_out, seen_task_specs
+    from instruction_ablation import SEEN, held_out_rows, seen_task_specs
 
-    rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
-    held = {task: task_rows for task, task_rows in hold_out(rows, fraction, seed)[1].items() if task in SIBLINGS}
+    held = {task: task_rows for task, task_rows in held_out_rows(fraction, seed).items() if task in SIBLINGS}
     specs = seen_task_specs(held, folder)
     own = {f"{SEEN}{task}": json.loads(spec.read_text())["instruction"] for task, spec in zip(held, specs, strict=True)}
     return [str(spec) for spec in specs], {

@@ -15,6 +15,11 @@ the model trained on that twin:
 row, a model that ranks the two candidates the same way whatever the instruction scores 100 on one of task and
 twin and 50 on the other: the pair's mean MAP is 75 exactly. Above 75, the instruction turned the ranking; a
 twin the model never trained on shows whether following "another label" carried over from the twins it did.
+``--wordings FILE`` (``benchmarks/data/twin-wordings.json``) asks whether a model reads a twin's instruction or
+only recognises it: per task, other wordings that ask for the other label and wordings, some a few words from
+the twin's, that ask for the same label as the task. Each is scored on the same rows with the candidate it asks
+for as the positive (MAP = 50 + 50 × the share of rows ranked as asked); a model deaf to instructions scores the
+task's own MAP on a "same" wording and 150 minus it on an "other" one.
 Writes ``benchmarks/results/twin-transfer[-TAG]-<machine>.{json,md}``.
 """
 
@@ -33,14 +38,62 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def twin_specs(tasks: tuple[str, ...], fraction: float, seed: int, folder: Path) -> list[str]:
     """Reranking specs over the ablation's held-out rows (by ``fraction`` and ``seed``) of each task and its twin."""
-    from instruction_ablation import MEDI_MINI, OPPOSITE, hold_out, opposite_twins, seen_task_specs
+    from instruction_ablation import OPPOSITE, held_out_rows, opposite_twins, seen_task_specs
 
-    rows = [json.loads(line) for line in MEDI_MINI.read_text().splitlines() if line.strip()]
-    held = hold_out(rows, fraction, seed)[1]
+    held = held_out_rows(fraction, seed)
     pairs = {}
     for task in tasks:
         pairs |= {task: held[task], task + OPPOSITE: opposite_twins(held[task], (task,))}
     return [str(spec) for spec in seen_task_specs(pairs, folder)]
+
+
+def wording_specs(wordings: dict[str, dict[str, list[str]]], fraction: float, seed: int, folder: Path) -> list[str]:
+    """Per task of ``wordings`` (task -> {"other": [...], "same": [...]}), a reranking spec over its held-out rows
+    for each wording, whose positive is the candidate that wording asks for: ``seen-<task>-<other|same><n>``."""
+    from instruction_ablation import held_out_rows, opposite_twins, seen_task_specs
+
+    held = held_out_rows(fraction, seed)
+    asked = {}
+    for task, kinds in wordings.items():
+        for kind, texts in kinds.items():
+            base = opposite_twins(held[task], (task,)) if kind == "other" else held[task]
+            for number, wording in enumerate(texts, 1):
+                asked[f"{task}-{kind}{number}"] = [row | {"query": [wording, row["query"][1]]} for row in base]
+    return [str(spec) for spec in seen_task_specs(asked, folder)]
+
+
+def read_wordings(path: Path) -> dict[str, dict[str, list[str]]]:
+    """``--wordings``: {task: {"other": [instruction, ...], "same": [...]}} for tasks with a twin."""
+    from instruction_ablation import OPPOSITE_INSTRUCTIONS
+
+    wordings = json.loads(path.read_text())
+    for task, kinds in wordings.items():
+        if task not in OPPOSITE_INSTRUCTIONS:
+            raise ValueError(f"{path}: {task!r} has no twin (tasks with one: {', '.join(OPPOSITE_INSTRUCTIONS)})")
+        if not kinds or set(kinds) - {"other", "same"}:
+            raise ValueError(f"{path}: {task!r} needs 'other' and/or 'same' lists, not {sorted(kinds)}")
+        for kind, texts in kinds.items():
+            if not isinstance(texts, list) or not all(isinstance(text, str) and text.strip() for text in texts):
+                raise ValueError(f"{path}: {task!r} {kind!r} must be a list of instructions")
+    return wordings
+
+
+def wording_table(rows: list[dict], wordings: dict[str, dict[str, list[str]]]) -> str:
+    """Wordings down (each task's own instruction and its twin's first), models across: MAP × 100 with the
+    candidate the wording asks for as the positive."""
+    from instruction_ablation import OPPOSITE, OPPOSITE_INSTRUCTIONS, SEEN
+
+    lines = ["| task: instruction (asks for) | " + " | ".join(row["model"] for row in rows) + " |"]
+    lines.append("| --- |" + " ---: |" * len(rows))
+    for task, kinds in wordings.items():
+        entries = [(f"{task}: its own instruction (same)", f"{SEEN}{task}")]
+        entries.append((f"{task}: the twin's, {OPPOSITE_INSTRUCTIONS[task]!r} (other)", f"{SEEN}{task}{OPPOSITE}"))
+        for kind, texts in kinds.items():
+            entries += [(f"{task}: {text!r} ({kind})", f"{SEEN}{task}-{kind}{n}") for n, text in enumerate(texts, 1)]
+        for label, name in entries:
+            cells = [f"{100 * row['scores'][name]:.2f}" for row in rows]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def pair_scores(scores: dict[str, float | None], tasks: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
@@ -88,6 +141,7 @@ def main() -> int:
     parser.add_argument("--held-out-rows", type=float, required=True, metavar="FRACTION", help="the ablation's")
     parser.add_argument("--seed", type=int, default=1, help="the ablation's --seed (which rows it held out)")
     parser.add_argument("--twins", type=twin_tasks, default=tuple(OPPOSITE_INSTRUCTIONS), metavar="TASK,...")
+    parser.add_argument("--wordings", type=Path, help="other wordings of the twins' instructions (see above)")
     parser.add_argument("--window", type=int, default=256, help="every model's max_seq_length")
     parser.add_argument("--tag", help="results/twin-transfer-TAG-<machine>.*")
     args = parser.parse_args()
@@ -96,6 +150,14 @@ def main() -> int:
         return 2
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the held-out rows come from ../shared beside the checkout", file=sys.stderr)
+        return 2
+    try:
+        wordings = read_wordings(args.wordings) if args.wordings else {}
+    except (OSError, ValueError) as error:
+        print(f"--wordings: {error}", file=sys.stderr)
+        return 2
+    if missing := sorted(set(wordings) - set(args.twins)):
+        print(f"--wordings: {', '.join(missing)} not among --twins", file=sys.stderr)
         return 2
     trained = model_folders(args.folders)
     if not trained:
@@ -111,27 +173,30 @@ def main() -> int:
     started = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        jobs = read_tasks(tuple(twin_specs(args.twins, args.held_out_rows, args.seed, Path(scratch))))
+        specs = twin_specs(args.twins, args.held_out_rows, args.seed, Path(scratch))
+        specs += wording_specs(wordings, args.held_out_rows, args.seed, Path(scratch))
+        jobs = read_tasks(tuple(specs))
         for name, path in models.items():
             model = INSTRUCTOR(path, device="cpu", max_seq_length=args.window)
             results = score_model(model, jobs, model_name=AUTHORS, instructions=AUTHORS)
             if errors := {task: r["error"] for task, r in results.items() if "error" in r}:
                 print(f"{name}: {errors}", file=sys.stderr)
                 return 1
-            rows.append(
-                {"model": name, "pairs": pair_scores({t: r["main_score"] for t, r in results.items()}, args.twins)}
-            )
+            scores = {task: result["main_score"] for task, result in results.items()}
+            rows.append({"model": name, "pairs": pair_scores(scores, args.twins), "scores": scores})
             print(table(rows, args.twins), file=sys.stderr)
     record = {
         "command": "python benchmarks/twin_transfer.py "
         + " ".join(map(str, args.folders))
         + f" --held-out-rows {args.held_out_rows} --seed {args.seed} --twins {','.join(args.twins)}"
         + f" --window {args.window}"
+        + (f" --wordings {args.wordings}" if args.wordings else "")
         + (f" --tag {args.tag}" if args.tag else ""),
         "machine": hardware_line("cpu", 1),
         "date": time.strftime("%Y-%m-%d"),
         "minutes": round((time.time() - started) / 60, 1),
         "twin_instructions": {task: OPPOSITE_INSTRUCTIONS[task] for task in args.twins},
+        "wordings": wordings,
         "rows": rows,
     }
     RESULTS.mkdir(exist_ok=True)
@@ -142,6 +207,9 @@ def main() -> int:
         f"{args.window} tokens; MAP × 100 on held-out rows, 75 = the instruction changes nothing.\n\n"
         f"`{record['command']}`\n\n" + table(rows, args.twins)
     )
+    if wordings:
+        report += "\nOther wordings (MAP × 100, the candidate each asks for as the positive):\n\n"
+        report += wording_table(rows, wordings)
     (RESULTS / f"{stem}.md").write_text(report)
     print(report)
     return 0

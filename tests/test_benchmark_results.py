@@ -295,3 +295,86 @@ def test_twin_transfer_scores_each_held_out_row_with_its_task_and_its_twin(tmp_p
     assert pairs == {"snips_intent": {"task": 1.0, "twin": 0.5, "pair": 0.75}}
     row = transfer.table([{"model": "base", "pairs": pairs}], ("snips_intent",)).splitlines()[-1]
     assert row == "| base | 100.00 / 50.00 → **75.00** | 75.00 |"  # scores × 100, the pairs' mean last
+
+
+def test_twin_transfer_wordings_put_the_asked_for_candidate_first(tmp_path, monkeypatch):
+    """--wordings: an "other" wording ranks the twin's positive (the task's negative) first, a "same" wording the
+    task's own positive, each over the same held-out rows with that wording on every query."""
+    ablation = load("instruction_ablation")
+    if not ablation.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from instructor_embed.evaluation.user_tasks import load_user_task
+
+    transfer = load("twin_transfer")
+    wordings = transfer.read_wordings(BENCHMARKS / "data" / "twin-wordings.json")
+    paths = transfer.wording_specs({"subj_subjectivity": wordings["subj_subjectivity"]}, 0.1, 1, tmp_path)
+    specs = {load_user_task(p).name: load_user_task(p) for p in paths}
+    other, same = specs["seen-subj_subjectivity-other1"], specs["seen-subj_subjectivity-same1"]
+    assert other.instruction["query"] == wordings["subj_subjectivity"]["other"][0]
+    assert same.instruction["query"] == wordings["subj_subjectivity"]["same"][0]
+    rows = [json.loads(line) for line in ablation.MEDI_MINI.read_text().splitlines()]
+    held = ablation.hold_out(rows, 0.1, 1)[1]["subj_subjectivity"]
+    for spec, wanted in ((other, "neg"), (same, "pos")):
+        data = spec.task.dataset["default"]["test"]
+        assert data["queries"]["text"] == [r["query"][1] for r in held]
+        first = data["relevant_docs"][data["queries"]["id"][0]]
+        (positive,) = [
+            text for i, text in zip(data["corpus"]["id"], data["corpus"]["text"], strict=True) if first.get(i)
+        ]
+        assert positive == held[0][wanted][1]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"tweeteval_irony": {"other": ["x:"]}}, "'tweeteval_irony' has no twin"),
+        ({"subj_subjectivity": {"opposite": ["x:"]}}, "needs 'other' and/or 'same'"),
+        ({"subj_subjectivity": {"other": ["x:", " "]}}, "must be a list of instructions"),
+    ],
+)
+def test_twin_transfer_wordings_file_errors_name_the_task(tmp_path, content, message):
+    path = tmp_path / "wordings.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message):
+        load("twin_transfer").read_wordings(path)
+
+
+def test_ablation_same_twins_ask_for_the_same_label_in_the_opposite_twins_words():
+    """--same-twins: the task's rows and answers again, the query asking for the same label worded like the
+    opposite twin, so the two twins differ in "same" / "opposite" alone; the summary keeps them in a group of
+    their own, out of the pair averages (a model deaf to instructions scores such a twin as its task)."""
+    module = load("instruction_ablation")
+    rows = [
+        {
+            "query": ["S:", "a dull plot"],
+            "pos": ["S:", "a moving film"],
+            "neg": ["S:", "he leaves"],
+            "task_name": "subj_subjectivity",
+        },
+        {
+            "query": ["Q:", "play jazz"],
+            "pos": ["Q:", "play rock"],
+            "neg": ["Q:", "rain?"],
+            "task_name": "clinc150_intent",
+        },
+    ]
+    (same,) = module.same_twins(rows, ("subj_subjectivity",))
+    assert same == rows[0] | {
+        "query": [module.SAME_INSTRUCTIONS["subj_subjectivity"], "a dull plot"],
+        "task_name": "subj_subjectivity_same",
+    }
+    with pytest.raises(Exception, match="clinc150_intent: no twin instruction"):
+        module.task_list(module.SAME_INSTRUCTIONS)("clinc150_intent")
+    if not module.MEDI_MINI.is_file():
+        pytest.skip("../shared/data/medi-mini is absent (task kinds come from its tasks.json)")
+    summary = module.seen_summary(
+        {"seen-subj_subjectivity": 1.0, "seen-subj_subjectivity_opposite": 0.9, "seen-subj_subjectivity_same": 0.6}
+    )
+    assert summary == {
+        "all": pytest.approx(2.5 / 3),
+        "same-label": 1.0,
+        "opposite twin": 0.9,
+        "same-label twin": 0.6,
+        "twins and their tasks": pytest.approx(0.95),
+    }
