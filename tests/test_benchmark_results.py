@@ -333,7 +333,8 @@ def test_twin_transfer_wordings_put_the_asked_for_candidate_first(tmp_path, monk
         ({"subj_subjectivity": {"other": ["x:", " "]}}, "must be a list of instructions"),
     ],
 )
-def test_twin_transfer_wordings_file_errors_name_the_task(tmp_path, content, message):
+def test_twin_transfer_wordings_file_errors_name_the_task(tmp_path, monkeypatch, content, message):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     path = tmp_path / "wordings.json"
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=message):
