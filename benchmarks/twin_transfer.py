@@ -19,7 +19,8 @@ twin the model never trained on shows whether following "another label" carried 
 only recognises it: per task, other wordings that ask for the other label and wordings, some a few words from
 the twin's, that ask for the same label as the task. Each is scored on the same rows with the candidate it asks
 for as the positive (MAP = 50 + 50 × the share of rows ranked as asked); a model deaf to instructions scores the
-task's own MAP on a "same" wording and 150 minus it on an "other" one.
+task's own MAP on a "same" wording and 150 minus it on an "other" one. The table also shows, for a task that has
+one, the instruction of the same-label twin that ``instruction_ablation.py --same-twins`` trains on.
 Writes ``benchmarks/results/twin-transfer[-TAG]-<machine>.{json,md}``.
 """
 
@@ -37,13 +38,24 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def twin_specs(tasks: tuple[str, ...], fraction: float, seed: int, folder: Path) -> list[str]:
-    """Reranking specs over the ablation's held-out rows (by ``fraction`` and ``seed``) of each task and its twin."""
-    from instruction_ablation import OPPOSITE, held_out_rows, opposite_twins, seen_task_specs
+    """Reranking specs over the ablation's held-out rows (by ``fraction`` and ``seed``) of each task, its twin and,
+    where the task has one, its same-label twin (``--same-twins``)."""
+    from instruction_ablation import (
+        OPPOSITE,
+        SAME,
+        SAME_INSTRUCTIONS,
+        held_out_rows,
+        opposite_twins,
+        same_twins,
+        seen_task_specs,
+    )
 
     held = held_out_rows(fraction, seed)
     pairs = {}
     for task in tasks:
         pairs |= {task: held[task], task + OPPOSITE: opposite_twins(held[task], (task,))}
+        if task in SAME_INSTRUCTIONS:
+            pairs[task + SAME] = same_twins(held[task], (task,))
     return [str(spec) for spec in seen_task_specs(pairs, folder)]
 
 
@@ -81,13 +93,17 @@ def read_wordings(path: Path) -> dict[str, dict[str, list[str]]]:
 def wording_table(rows: list[dict], wordings: dict[str, dict[str, list[str]]]) -> str:
     """Wordings down (each task's own instruction and its twin's first), models across: MAP × 100 with the
     candidate the wording asks for as the positive."""
-    from instruction_ablation import OPPOSITE, OPPOSITE_INSTRUCTIONS, SEEN
+    from instruction_ablation import OPPOSITE, OPPOSITE_INSTRUCTIONS, SAME, SAME_INSTRUCTIONS, SEEN
 
     lines = ["| task: instruction (asks for) | " + " | ".join(row["model"] for row in rows) + " |"]
     lines.append("| --- |" + " ---: |" * len(rows))
     for task, kinds in wordings.items():
         entries = [(f"{task}: its own instruction (same)", f"{SEEN}{task}")]
         entries.append((f"{task}: the twin's, {OPPOSITE_INSTRUCTIONS[task]!r} (other)", f"{SEEN}{task}{OPPOSITE}"))
+        if task in SAME_INSTRUCTIONS:
+            entries.append(
+                (f"{task}: the same-label twin's, {SAME_INSTRUCTIONS[task]!r} (same)", f"{SEEN}{task}{SAME}")
+            )
         for kind, texts in kinds.items():
             entries += [(f"{task}: {text!r} ({kind})", f"{SEEN}{task}-{kind}{n}") for n, text in enumerate(texts, 1)]
         for label, name in entries:

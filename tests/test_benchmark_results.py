@@ -284,7 +284,10 @@ def test_twin_transfer_scores_each_held_out_row_with_its_task_and_its_twin(tmp_p
     specs = {
         load_user_task(p).name: load_user_task(p) for p in transfer.twin_specs(("snips_intent",), 0.1, 1, tmp_path)
     }
-    assert set(specs) == {"seen-snips_intent", "seen-snips_intent_opposite"}
+    assert set(specs) == {"seen-snips_intent", "seen-snips_intent_opposite", "seen-snips_intent_same"}
+    assert specs["seen-snips_intent_same"].instruction["query"] == ablation.SAME_INSTRUCTIONS["snips_intent"]
+    same = specs.pop("seen-snips_intent_same").task.dataset["default"]["test"]
+    assert same["corpus"]["text"] == specs["seen-snips_intent"].task.dataset["default"]["test"]["corpus"]["text"]
     rows = [json.loads(line) for line in ablation.MEDI_MINI.read_text().splitlines()]
     held = ablation.hold_out(rows, 0.1, 1)[1]["snips_intent"]
     task, twin = (specs[name].task.dataset["default"]["test"] for name in sorted(specs))
