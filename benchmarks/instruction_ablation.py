@@ -61,8 +61,7 @@ Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
         [--held-out-rows 0.1] [--opposite-twins [TASK,...]] [--untrained-twins TASK,...]
-        [--same-twins TASK,...] [--only with]
-        [--curve-only] [--tag TAG]
+        [--same-twins TASK,...] [--only with|without] [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
