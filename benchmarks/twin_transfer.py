@@ -164,6 +164,9 @@ def main() -> int:
     if problem := tag_problem(args.tag):
         print(problem, file=sys.stderr)
         return 2
+    if not 0 < args.held_out_rows <= 0.5:
+        print(f"--held-out-rows {args.held_out_rows}: the ablation's share, above 0 and at most 0.5", file=sys.stderr)
+        return 2
     if not MEDI_MINI.is_file():
         print(f"{MEDI_MINI} is missing: the held-out rows come from ../shared beside the checkout", file=sys.stderr)
         return 2

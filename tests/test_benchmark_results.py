@@ -382,3 +382,10 @@ def test_ablation_same_twins_ask_for_the_same_label_in_the_opposite_twins_words(
         "same-label twin": 0.6,
         "twins and their tasks": pytest.approx(0.95),
     }
+
+
+def test_twin_transfer_refuses_a_share_the_ablation_cannot_have_held_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr("sys.argv", ["twin_transfer.py", str(tmp_path), "--held-out-rows", "0.9"])
+    assert load("twin_transfer").main() == 2
+    assert "--held-out-rows 0.9: the ablation's share" in capsys.readouterr().err
