@@ -52,7 +52,10 @@ but never trains on them: does following "another label" carry over to a task wh
 (``benchmarks/twin_transfer.py`` asks the same of models already kept.) ``--same-twins TASK,...`` adds, over the
 same rows again, a twin that asks for the *same* label in the opposite twin's words ("...retrieving a sentence of
 the same kind, ..."), answers unchanged: a minimal pair that makes the model read "same" and "opposite" rather
-than tell the task's instruction from any other. ``--only with|without`` trains one run.
+than tell the task's instruction from any other. ``--twin-wordings FILE`` (``benchmarks/data/
+twin-training-wordings.json``, the format of ``twin_transfer.py --wordings``) trains each twin row on a wording
+drawn from the file's list for its task and kind, the held-out rows keeping the twin's own: variety, to test
+whether it makes a model read the twins' instructions. ``--only with|without`` trains one run.
 
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes
@@ -61,7 +64,7 @@ Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) 
     python benchmarks/instruction_ablation.py [--steps 300] [--batch-size 32] [--max-seq-length 64]
         [--wordings benchmarks/data/medi-mini-wordings.json] [--hard-negatives] [--balance-tasks]
         [--held-out-rows 0.1] [--opposite-twins [TASK,...]] [--untrained-twins TASK,...]
-        [--same-twins TASK,...] [--only with|without] [--curve-only] [--tag TAG]
+        [--same-twins TASK,...] [--twin-wordings FILE] [--only with|without] [--curve-only] [--tag TAG]
 """
 
 from __future__ import annotations
@@ -270,12 +273,44 @@ def held_out_rows(fraction: float, seed: int) -> dict[str, list[dict]]:
     return hold_out(medi_mini_rows(), fraction, seed)[1]
 
 
-def opposite_twins(rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE) -> list[dict]:
+def read_twin_wordings(path: Path) -> dict[str, dict[str, list[str]]]:
+    """A twin wordings file: {task: {"other": [instruction, ...], "same": [...]}} for tasks with a twin."""
+    wordings = json.loads(Path(path).read_text())
+    for task, kinds in wordings.items():
+        if task not in OPPOSITE_INSTRUCTIONS:
+            raise ValueError(f"{path}: {task!r} has no twin (tasks with one: {', '.join(OPPOSITE_INSTRUCTIONS)})")
+        if not kinds or set(kinds) - {"other", "same"}:
+            raise ValueError(f"{path}: {task!r} needs 'other' and/or 'same' lists, not {sorted(kinds)}")
+        for kind, texts in kinds.items():
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise ValueError(f"{path}: {task!r} {kind!r} must be a list of instructions")
+    return wordings
+
+
+def twin_wording(kind: str, wordings: dict | None, seed: int):
+    """Task -> the query instruction of its next twin row of ``kind`` ("other" or "same"): one of
+    ``wordings[task][kind]`` drawn with ``seed`` where given, else the twin's own (:data:`OPPOSITE_INSTRUCTIONS`,
+    :data:`SAME_INSTRUCTIONS`)."""
+    draw = random.Random(f"{seed}/twin-wordings/{kind}")
+    own = OPPOSITE_INSTRUCTIONS if kind == "other" else SAME_INSTRUCTIONS
+
+    def instruction(task: str) -> str:
+        choices = (wordings or {}).get(task, {}).get(kind)
+        return draw.choice(choices) if choices else own[task]
+
+    return instruction
+
+
+def opposite_twins(
+    rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE, wordings: dict | None = None, seed: int = 0
+) -> list[dict]:
     """The twins of the ``tasks``' ``rows`` (tasks of :data:`OPPOSITE_INSTRUCTIONS`): the same rows with the
-    twin's query instruction, the positive and the negative swapped, named ``<task><suffix>``."""
+    twin's query instruction (or a wording drawn per row, :func:`twin_wording`), the positive and the negative
+    swapped, named ``<task><suffix>``."""
+    instruction = twin_wording("other", wordings, seed)
     return [
         {
-            "query": [OPPOSITE_INSTRUCTIONS[row["task_name"]], row["query"][1]],
+            "query": [instruction(row["task_name"]), row["query"][1]],
             "pos": row["neg"],
             "neg": row["pos"],
             "task_name": row["task_name"] + suffix,
@@ -285,11 +320,13 @@ def opposite_twins(rows: list[dict], tasks=TWINNED, suffix: str = OPPOSITE) -> l
     ]
 
 
-def same_twins(rows: list[dict], tasks) -> list[dict]:
+def same_twins(rows: list[dict], tasks, wordings: dict | None = None, seed: int = 0) -> list[dict]:
     """The same-label twins of the ``tasks``' ``rows`` (tasks of :data:`SAME_INSTRUCTIONS`): the same rows and
-    answers, the query asking for the same label in the opposite twin's words, named ``<task>_same``."""
+    answers, the query asking for the same label in the opposite twin's words (or a wording drawn per row),
+    named ``<task>_same``."""
+    instruction = twin_wording("same", wordings, seed)
     return [
-        row | {"query": [SAME_INSTRUCTIONS[row["task_name"]], row["query"][1]], "task_name": row["task_name"] + SAME}
+        row | {"query": [instruction(row["task_name"]), row["query"][1]], "task_name": row["task_name"] + SAME}
         for row in rows
         if row["task_name"] in tasks
     ]
@@ -617,6 +654,12 @@ def main() -> int:
         metavar="TASK,...",
         help="add twin tasks that ask for the same label in the opposite twins' words (see above)",
     )
+    parser.add_argument(
+        "--twin-wordings",
+        type=Path,
+        metavar="FILE",
+        help="train each twin row on one of these wordings (see above; held-out rows keep the twin's own)",
+    )
     parser.add_argument("--only", choices=["with", "without"], help="train only this run: with or without instructions")
     parser.add_argument("--keep-models", help="copy the trained models here (e.g. for instruction_sensitivity.py)")
     parser.add_argument("--curve-only", action="store_true", help="only the curve while training: no final scores")
@@ -640,6 +683,17 @@ def main() -> int:
     if both := set(args.untrained_twins or ()) & set(args.opposite_twins or ()):
         print(f"{', '.join(sorted(both))}: twins cannot be both trained and untrained", file=sys.stderr)
         return 2
+    if args.twin_wordings:
+        try:
+            twin_wordings = read_twin_wordings(args.twin_wordings)
+        except (OSError, ValueError) as error:
+            print(f"--twin-wordings: {error}", file=sys.stderr)
+            return 2
+        if unused := sorted(set(twin_wordings) - set(args.opposite_twins or ()) - set(args.same_twins or ())):
+            print(f"--twin-wordings: {', '.join(unused)} has no twin in this run", file=sys.stderr)
+            return 2
+    else:
+        twin_wordings = None
     if args.wordings and not Path(args.wordings).is_file():
         print(f"--wordings {args.wordings}: no such file", file=sys.stderr)
         return 2
@@ -670,12 +724,12 @@ def main() -> int:
         if args.held_out_rows:
             rows, held = hold_out(rows, args.held_out_rows, args.seed)
         if args.opposite_twins:
-            rows += opposite_twins(rows, args.opposite_twins)
+            rows += opposite_twins(rows, args.opposite_twins, wordings=twin_wordings, seed=args.seed)
             held |= {
                 task + OPPOSITE: opposite_twins(held[task], (task,)) for task in args.opposite_twins if task in held
             }
         if args.same_twins:
-            rows += same_twins(rows, args.same_twins)
+            rows += same_twins(rows, args.same_twins, twin_wordings, args.seed)
             held |= {task + SAME: same_twins(held[task], (task,)) for task in args.same_twins if task in held}
         for task in args.untrained_twins or ():
             held[task + OPPOSITE + UNTRAINED] = opposite_twins(held[task], (task,), OPPOSITE + UNTRAINED)

@@ -74,22 +74,6 @@ def wording_specs(wordings: dict[str, dict[str, list[str]]], fraction: float, se
     return [str(spec) for spec in seen_task_specs(asked, folder)]
 
 
-def read_wordings(path: Path) -> dict[str, dict[str, list[str]]]:
-    """``--wordings``: {task: {"other": [instruction, ...], "same": [...]}} for tasks with a twin."""
-    from instruction_ablation import OPPOSITE_INSTRUCTIONS
-
-    wordings = json.loads(path.read_text())
-    for task, kinds in wordings.items():
-        if task not in OPPOSITE_INSTRUCTIONS:
-            raise ValueError(f"{path}: {task!r} has no twin (tasks with one: {', '.join(OPPOSITE_INSTRUCTIONS)})")
-        if not kinds or set(kinds) - {"other", "same"}:
-            raise ValueError(f"{path}: {task!r} needs 'other' and/or 'same' lists, not {sorted(kinds)}")
-        for kind, texts in kinds.items():
-            if not isinstance(texts, list) or not all(isinstance(text, str) and text.strip() for text in texts):
-                raise ValueError(f"{path}: {task!r} {kind!r} must be a list of instructions")
-    return wordings
-
-
 def wording_table(rows: list[dict], wordings: dict[str, dict[str, list[str]]]) -> str:
     """Wordings down (each task's own instruction and its twin's first), models across: MAP × 100 with the
     candidate the wording asks for as the positive."""
@@ -150,7 +134,15 @@ def model_folders(folders: list[Path]) -> dict[str, str]:
 
 
 def main() -> int:
-    from instruction_ablation import AUTHORS, MEDI_MINI, OPPOSITE_INSTRUCTIONS, result_stem, tag_problem, twin_tasks
+    from instruction_ablation import (
+        AUTHORS,
+        MEDI_MINI,
+        OPPOSITE_INSTRUCTIONS,
+        read_twin_wordings,
+        result_stem,
+        tag_problem,
+        twin_tasks,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", type=Path, nargs="+", help="the ablation's --keep-models folders")
@@ -171,7 +163,7 @@ def main() -> int:
         print(f"{MEDI_MINI} is missing: the held-out rows come from ../shared beside the checkout", file=sys.stderr)
         return 2
     try:
-        wordings = read_wordings(args.wordings) if args.wordings else {}
+        wordings = read_twin_wordings(args.wordings) if args.wordings else {}
     except (OSError, ValueError) as error:
         print(f"--wordings: {error}", file=sys.stderr)
         return 2

@@ -237,6 +237,10 @@ def test_ablation_twin_options_name_their_tasks_and_refuse_unknown_ones():
             ["--held-out-rows", "0.1", "--opposite-twins", "snips_intent", "--untrained-twins", "snips_intent"],
             "snips_intent: twins cannot be both trained and untrained",
         ),
+        (
+            ["--opposite-twins", "sst2_sentiment", "--twin-wordings", str(BENCHMARKS / "data/twin-wordings.json")],
+            "--twin-wordings: subj_subjectivity has no twin in this run",
+        ),
     ],
 )
 def test_ablation_refuses_untrained_twins_it_cannot_score(monkeypatch, capsys, options, message):
@@ -310,7 +314,7 @@ def test_twin_transfer_wordings_put_the_asked_for_candidate_first(tmp_path, monk
     from instructor_embed.evaluation.user_tasks import load_user_task
 
     transfer = load("twin_transfer")
-    wordings = transfer.read_wordings(BENCHMARKS / "data" / "twin-wordings.json")
+    wordings = ablation.read_twin_wordings(BENCHMARKS / "data" / "twin-wordings.json")
     paths = transfer.wording_specs({"subj_subjectivity": wordings["subj_subjectivity"]}, 0.1, 1, tmp_path)
     specs = {load_user_task(p).name: load_user_task(p) for p in paths}
     other, same = specs["seen-subj_subjectivity-other1"], specs["seen-subj_subjectivity-same1"]
@@ -341,7 +345,7 @@ def test_twin_transfer_wordings_file_errors_name_the_task(tmp_path, monkeypatch,
     path = tmp_path / "wordings.json"
     path.write_text(json.dumps(content))
     with pytest.raises(ValueError, match=message):
-        load("twin_transfer").read_wordings(path)
+        load("instruction_ablation").read_twin_wordings(path)
 
 
 def test_ablation_same_twins_ask_for_the_same_label_in_the_opposite_twins_words():
@@ -389,3 +393,29 @@ def test_twin_transfer_refuses_a_share_the_ablation_cannot_have_held_out(tmp_pat
     monkeypatch.setattr("sys.argv", ["twin_transfer.py", str(tmp_path), "--held-out-rows", "0.9"])
     assert load("twin_transfer").main() == 2
     assert "--held-out-rows 0.9: the ablation's share" in capsys.readouterr().err
+
+
+def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_held_out_ones():
+    """--twin-wordings draws each twin row's query instruction from the file's list for its task and kind (seeded),
+    tasks without one keep the twin's own; the training wordings share none with twin_transfer's held-out ones."""
+    module = load("instruction_ablation")
+    training = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings.json")
+    held_out = module.read_twin_wordings(BENCHMARKS / "data" / "twin-wordings.json")
+    for task, kinds in held_out.items():
+        for kind, texts in kinds.items():
+            assert not set(texts) & set(training[task][kind])
+    assert training["subj_subjectivity"]["other"][0] == module.OPPOSITE_INSTRUCTIONS["subj_subjectivity"]
+    assert training["subj_subjectivity"]["same"][0] == module.SAME_INSTRUCTIONS["subj_subjectivity"]
+    rows = [
+        {"query": ["S:", f"s{i}"], "pos": ["S:", f"p{i}"], "neg": ["S:", f"n{i}"], "task_name": "subj_subjectivity"}
+        for i in range(200)
+    ] + [{"query": ["R:", "r"], "pos": ["R:", "p"], "neg": ["R:", "n"], "task_name": "sst2_sentiment"}]
+    twins = module.opposite_twins(rows, wordings=training, seed=1)
+    subj = [twin["query"][0] for twin in twins if twin["task_name"] == "subj_subjectivity_opposite"]
+    assert set(subj) == set(training["subj_subjectivity"]["other"])  # every wording drawn, none other
+    assert subj == [t["query"][0] for t in module.opposite_twins(rows, wordings=training, seed=1)][:200]  # seeded
+    (sst2,) = [twin for twin in twins if twin["task_name"] == "sst2_sentiment_opposite"]
+    assert sst2["query"][0] == module.OPPOSITE_INSTRUCTIONS["sst2_sentiment"]
+    same = module.same_twins(rows, ("subj_subjectivity",), training, 1)
+    assert {twin["query"][0] for twin in same} == set(training["subj_subjectivity"]["same"])
+    assert [twin["pos"] for twin in same] == [row["pos"] for row in rows[:200]]
