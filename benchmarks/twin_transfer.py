@@ -9,7 +9,7 @@ on the held-out rows of every twinnable medi-mini task (or ``--twins``), each ta
 the model trained on that twin:
 
     python benchmarks/twin_transfer.py FOLDER [FOLDER ...] --held-out-rows 0.1 --seed 1 [--twins TASK,...]
-        [--window 256] [--tag TAG]
+        [--wordings benchmarks/data/twin-wordings.json] [--window 256] [--tag TAG]
 
 ``--held-out-rows`` and ``--seed`` must be the ablation's, so that the rows are ones no model trained on. Per
 row, a model that ranks the two candidates the same way whatever the instruction scores 100 on one of task and
