@@ -590,6 +590,15 @@ def chart(path: Path, columns: list[dict], runs: dict[str, dict], max_length: in
     figure.savefig(path, dpi=110)
 
 
+def recorded_settings(args: argparse.Namespace) -> dict:
+    """The options given, as JSON and the recorded command write them (task lists comma-joined, paths as text)."""
+    return {
+        k: ",".join(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+        for k, v in vars(args).items()
+        if v not in (None, False) and k != "keep_models"
+    }
+
+
 def tag_problem(tag: str | None) -> str | None:
     """What is wrong with ``--tag`` as part of a result file's name, if anything."""
     if tag is not None and (not tag or "/" in tag or tag.startswith(".")):
@@ -760,11 +769,7 @@ def main() -> int:
     for run in runs.values():
         run.pop("output")
     machine = hardware_line("cpu", 1)
-    settings = {
-        k: ",".join(v) if isinstance(v, tuple) else v
-        for k, v in vars(args).items()
-        if v not in (None, False) and k != "keep_models"
-    }
+    settings = recorded_settings(args)
     record = {
         "command": "python benchmarks/instruction_ablation.py "
         + " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in settings.items()),

@@ -419,3 +419,16 @@ def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_
     same = module.same_twins(rows, ("subj_subjectivity",), training, 1)
     assert {twin["query"][0] for twin in same} == set(training["subj_subjectivity"]["same"])
     assert [twin["pos"] for twin in same] == [row["pos"] for row in rows[:200]]
+
+
+def test_ablation_records_path_and_list_options_as_json_text():
+    # --twin-wordings (a Path) once made the finished run fail to write its results: Path is not JSON
+    import argparse
+
+    module = load("instruction_ablation")
+    args = argparse.Namespace(
+        steps=600, twin_wordings=Path("a/b.json"), opposite_twins=("x", "y"), keep_models="k", tag=None, only=False
+    )
+    settings = module.recorded_settings(args)
+    assert settings == {"steps": 600, "twin_wordings": "a/b.json", "opposite_twins": "x,y"}
+    assert json.loads(json.dumps(settings)) == settings
