@@ -76,6 +76,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -287,7 +288,7 @@ def read_twin_wordings(path: Path) -> dict[str, dict[str, list[str]]]:
     return wordings
 
 
-def twin_wording(kind: str, wordings: dict | None, seed: int):
+def twin_wording(kind: str, wordings: dict | None, seed: int) -> Callable[[str], str]:
     """Task -> the query instruction of its next twin row of ``kind`` ("other" or "same"): one of
     ``wordings[task][kind]`` drawn with ``seed`` where given, else the twin's own (:data:`OPPOSITE_INSTRUCTIONS`,
     :data:`SAME_INSTRUCTIONS`)."""
