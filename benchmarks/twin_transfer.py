@@ -21,6 +21,10 @@ the twin's, that ask for the same label as the task. Each is scored on the same 
 for as the positive (MAP = 50 + 50 × the share of rows ranked as asked); a model deaf to instructions scores the
 task's own MAP on a "same" wording and 150 minus it on an "other" one. The table also shows, for a task that has
 one, the instruction of the same-label twin that ``instruction_ablation.py --same-twins`` trains on.
+``benchmarks/data/twin-wordings-probe.json`` asks what a model reads: short wordings that change one word of the
+twins' ("opposite", "different", "reverse", "similar"), say it with a verb, negate the other kind's word ("not of
+the same kind") or leave only the pairing of kinds. Neither file shares a wording with the ablation's training
+ones (``twin-training-wordings.json``).
 Writes ``benchmarks/results/twin-transfer[-TAG]-<machine>.{json,md}``.
 """
 
