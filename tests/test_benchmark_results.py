@@ -400,11 +400,10 @@ def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_
     tasks without one keep the twin's own; the training wordings share none with twin_transfer's held-out ones."""
     module = load("instruction_ablation")
     training = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings.json")
+    trained = {text for kinds in training.values() for texts in kinds.values() for text in texts}
     for held_out_file in ("twin-wordings.json", "twin-wordings-probe.json"):
         held_out = module.read_twin_wordings(BENCHMARKS / "data" / held_out_file)
-        for task, kinds in held_out.items():
-            for kind, texts in kinds.items():
-                assert not set(texts) & set(training[task][kind])
+        assert not {text for kinds in held_out.values() for texts in kinds.values() for text in texts} & trained
     assert training["subj_subjectivity"]["other"][0] == module.OPPOSITE_INSTRUCTIONS["subj_subjectivity"]
     assert training["subj_subjectivity"]["same"][0] == module.SAME_INSTRUCTIONS["subj_subjectivity"]
     rows = [
