@@ -79,8 +79,10 @@ class RuntimeOptions:
             raise InputError("backend='onnx' runs float32 or, with quantize='int8', int8; leave dtype unset")
         if compile and backend != "torch":
             raise InputError("compile=True applies to backend='torch' only")
-        if dtype == torch.bfloat16 and device.type == "cpu" and reason is None:
+        if dtype == torch.bfloat16 and device.type == "cpu":
             _warn_if_bf16_is_slow(hardware.detect())
+        if quantize == "int8" and backend == "torch" and device.type == "cpu":
+            _warn_if_torch_int8_is_slow(hardware.detect())
         return cls(dtype, quantize, backend, bool(compile), reason)
 
     @classmethod
@@ -103,8 +105,19 @@ def _warn_if_bf16_is_slow(machine: hardware.Hardware) -> None:
     if not machine.native_bf16:
         warnings.warn(
             f"dtype='bfloat16' on a {machine.describe()}: without AVX512-BF16 or AMX, bf16 matrix products have no "
-            "native path (measured at 0.23x the original package's speed on an AVX2-only CPU). Use dtype='auto' (ONNX Runtime "
-            "float32 here, exact and faster) or leave dtype unset.",
+            "native path (measured at 0.18-0.22x the original package's speed on an AVX2-only CPU). Use dtype='auto' "
+            "(ONNX Runtime int8 or float32 here, checked against float32) or leave dtype unset.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_if_torch_int8_is_slow(machine: hardware.Hardware) -> None:
+    if not machine.native_int8:
+        warnings.warn(
+            f"quantize='int8' with backend='torch' on a {machine.describe()}: without int8 dot products (VNNI or "
+            "AMX), torchao's int8 matrix products measured 0.06x the original package's speed on an AVX2-only CPU. "
+            "Use dtype='auto' or backend='onnx' with quantize='int8' (7-bit weights there: 2.5-3.1x the original).",
             UserWarning,
             stacklevel=4,
         )

@@ -4,9 +4,11 @@ Measured on this project's machines (README, "Speed"). On a CPU with int8 dot pr
 Runtime installed: ONNX int8 (recipe ``int8-v3``: per-token activations, smoothed; see ``onnx_int8``), which keeps
 cosine >= 0.992 to float32 over every STS-B test sentence on real MiniLM weights — taken only when the checkpoint's
 own int8 file passes the check at ``AUTO_MIN_COSINE`` / ``AUTO_MEAN_COSINE``, else the mode below. On a CPU with
-AVX512-BF16 (or AMX), bfloat16 runs 2.1-2.8x the original at cosine >= 0.9999; without them bf16 matrix products
-have no native path (measured at 0.23x the original's speed on an AVX2-only CPU), and ONNX Runtime float32 is the
-fastest exact mode (1.3-1.7x). On a GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
+AVX512-BF16 (or AMX), bfloat16 runs 2.1-3.4x the original at cosine >= 0.9999. Without either, bf16 matrix
+products have no native path (0.18-0.22x the original on an AVX2-only CPU), and on x86 with AVX2 ONNX int8 runs
+with 7-bit weights (no u8*s8 saturation): 2.5-3.1x the original at cosine >= 0.987 on real weights, against
+1.5-1.8x for ONNX Runtime float32, the fastest exact mode and int8's fallback there. On a GPU: bfloat16 from
+compute capability 8.0, float16 from 7.0.
 
 ``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
 containers whose cpuinfo is misleading, and for tests.
@@ -22,6 +24,7 @@ from pathlib import Path
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 NATIVE_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # int8 dot products without u8*s8 saturation
 AUTO_INT8 = ("avx512_vnni", "avx_vnni", "amx_int8")  # where int8 was measured faster than bf16 (x86; ARM: unmeasured)
+AUTO_INT8_7BIT = ("avx2",)  # x86 without VNNI: 7-bit int8 measured faster than ONNX float32, and faithful
 FLAGS_VARIABLE = "INSTRUCTOR_EMBED_CPU_FLAGS"
 
 
@@ -43,6 +46,10 @@ class Hardware:
     @property
     def fast_int8(self) -> bool:
         return any(flag in self.cpu_flags for flag in AUTO_INT8)
+
+    @property
+    def fast_7bit_int8(self) -> bool:
+        return any(flag in self.cpu_flags for flag in AUTO_INT8_7BIT)
 
     def signature(self) -> str:
         """A short name for this kind of machine, for benchmark result files: ``x86_64-avx2-fma``."""
@@ -92,14 +99,18 @@ def choose(hardware: Hardware, device_type: str, onnx_available: bool) -> Choice
         return Choice("float32", "torch", f"{where}: no tensor cores")
     if device_type != "cpu":
         return Choice("float32", "torch", f"{device_type}: float32 (no measurements on this device)")
-    exact_or_bf16 = _without_int8(hardware, onnx_available)
-    if hardware.fast_int8 and onnx_available:
+    without_int8 = _without_int8(hardware, onnx_available)
+    if onnx_available and hardware.fast_int8:
         why = f"{where}: int8 dot products; ONNX int8 with per-token scales, checked against float32 on this checkpoint"
-        return Choice("float32", "onnx", why, quantize="int8", fallback=exact_or_bf16)
-    return exact_or_bf16
+        return Choice("float32", "onnx", why, quantize="int8", fallback=without_int8)
+    if onnx_available and hardware.fast_7bit_int8 and not hardware.native_bf16:
+        why = f"{where}: no native bf16 or int8 dot products; ONNX int8 with 7-bit weights, checked against float32"
+        return Choice("float32", "onnx", why, quantize="int8", fallback=without_int8)
+    return without_int8
 
 
 def _without_int8(hardware: Hardware, onnx_available: bool) -> Choice:
+    """The fastest mode without int8: where a checkpoint's int8 file misses the fidelity bar."""
     where = hardware.describe()
     if hardware.native_bf16:
         return Choice("bfloat16", "torch", f"{where}: native bf16 matrix products")
