@@ -91,7 +91,7 @@ def test_bfloat16_without_native_support_warns_with_what_to_use(monkeypatch, tin
 
 
 def test_torch_int8_without_int8_dot_products_warns_with_what_to_use(monkeypatch, tiny_t5_dir):
-    """torchao's int8 ran at 0.06x the original on an AVX2-only CPU (benchmarks/results/cpu-x86_64-avx2-fma.md)."""
+    """torchao's int8 ran at 0.03-0.07x the original on an AVX2-only CPU (benchmarks/results/cpu-x86_64-avx2-fma.md)."""
     pytest.importorskip("torchao")
     monkeypatch.setenv("INSTRUCTOR_EMBED_CPU_FLAGS", "avx2 fma")
     with pytest.warns(UserWarning, match="without int8 dot products .* Use dtype='auto' or backend='onnx'"):

@@ -105,7 +105,7 @@ def _warn_if_bf16_is_slow(machine: hardware.Hardware) -> None:
     if not machine.native_bf16:
         warnings.warn(
             f"dtype='bfloat16' on a {machine.describe()}: without AVX512-BF16 or AMX, bf16 matrix products have no "
-            "native path (measured at 0.18-0.22x the original package's speed on an AVX2-only CPU). Use dtype='auto' "
+            "native path (measured at 0.16-0.26x the original package's speed on an AVX2-only CPU). Use dtype='auto' "
             "(ONNX Runtime int8 or float32 here, checked against float32) or leave dtype unset.",
             UserWarning,
             stacklevel=4,
@@ -116,8 +116,8 @@ def _warn_if_torch_int8_is_slow(machine: hardware.Hardware) -> None:
     if not machine.native_int8:
         warnings.warn(
             f"quantize='int8' with backend='torch' on a {machine.describe()}: without int8 dot products (VNNI or "
-            "AMX), torchao's int8 matrix products measured 0.06x the original package's speed on an AVX2-only CPU. "
-            "Use dtype='auto' or backend='onnx' with quantize='int8' (7-bit weights there: 2.5-3.1x the original).",
+            "AMX), torchao's int8 matrix products measured 0.03-0.07x the original package's speed on an AVX2-only CPU. "
+            "Use dtype='auto' or backend='onnx' with quantize='int8' (7-bit weights there: 1.7-3.1x the original).",
             UserWarning,
             stacklevel=4,
         )

@@ -4,11 +4,11 @@ Measured on this project's machines (README, "Speed"). On a CPU with int8 dot pr
 Runtime installed: ONNX int8 (recipe ``int8-v3``: per-token activations, smoothed; see ``onnx_int8``), which keeps
 cosine >= 0.992 to float32 over every STS-B test sentence on real MiniLM weights — taken only when the checkpoint's
 own int8 file passes the check at ``AUTO_MIN_COSINE`` / ``AUTO_MEAN_COSINE``, else the mode below. On a CPU with
-AVX512-BF16 (or AMX), bfloat16 runs 2.1-3.4x the original at cosine >= 0.9999. Without either, bf16 matrix
-products have no native path (0.18-0.22x the original on an AVX2-only CPU), and on x86 with AVX2 ONNX int8 runs
-with 7-bit weights (no u8*s8 saturation): 2.5-3.1x the original at cosine >= 0.987 on real weights, against
-1.5-1.8x for ONNX Runtime float32, the fastest exact mode and int8's fallback there. On a GPU: bfloat16 from
-compute capability 8.0, float16 from 7.0.
+AVX512-BF16 (or AMX), bfloat16 runs 2.1-3.4x the original at cosine >= 0.9999. Without either, bf16 matrix products
+have no native path (0.16-0.26x the original on an AVX2-only CPU), and on x86 with AVX2 ONNX int8 runs with 7-bit
+weights (no u8*s8 saturation): 1.7-2.5x the original on short inputs and 3.0-3.1x on long ones, at cosine >= 0.987
+on real weights, against 1.2-2.0x for ONNX Runtime float32, the fastest exact mode and int8's fallback there. On a
+GPU: bfloat16 from compute capability 8.0, float16 from 7.0.
 
 ``INSTRUCTOR_EMBED_CPU_FLAGS`` (space-separated /proc/cpuinfo flags) overrides what is read from the CPU: for
 containers whose cpuinfo is misleading, and for tests.
