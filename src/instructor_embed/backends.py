@@ -79,10 +79,9 @@ class RuntimeOptions:
             raise InputError("backend='onnx' runs float32 or, with quantize='int8', int8; leave dtype unset")
         if compile and backend != "torch":
             raise InputError("compile=True applies to backend='torch' only")
-        if dtype == torch.bfloat16 and device.type == "cpu":
-            _warn_if_bf16_is_slow(hardware.detect())
-        if quantize == "int8" and backend == "torch" and device.type == "cpu":
-            _warn_if_torch_int8_is_slow(hardware.detect())
+        slow = device.type == "cpu" and _without_native_path(hardware.detect(), dtype, quantize, backend)
+        if slow:
+            warnings.warn(slow, UserWarning, stacklevel=3)
         return cls(dtype, quantize, backend, bool(compile), reason)
 
     @classmethod
@@ -101,26 +100,21 @@ class RuntimeOptions:
         return text + (f", auto: {self.reason}" if self.reason else "")
 
 
-def _warn_if_bf16_is_slow(machine: hardware.Hardware) -> None:
-    if not machine.native_bf16:
-        warnings.warn(
+def _without_native_path(machine: hardware.Hardware, dtype: torch.dtype, quantize: str | None, backend: str) -> str:
+    """What to say when the CPU has no native path for the mode asked for (measured on an AVX2-only CPU), else ''."""
+    if dtype == torch.bfloat16 and not machine.native_bf16:
+        return (
             f"dtype='bfloat16' on a {machine.describe()}: without AVX512-BF16 or AMX, bf16 matrix products have no "
             "native path (measured at 0.16-0.26x the original package's speed on an AVX2-only CPU). Use dtype='auto' "
-            "(ONNX Runtime int8 or float32 here, checked against float32) or leave dtype unset.",
-            UserWarning,
-            stacklevel=4,
+            "(ONNX Runtime int8 or float32 here, checked against float32) or leave dtype unset."
         )
-
-
-def _warn_if_torch_int8_is_slow(machine: hardware.Hardware) -> None:
-    if not machine.native_int8:
-        warnings.warn(
+    if quantize == "int8" and backend == "torch" and not machine.native_int8:
+        return (
             f"quantize='int8' with backend='torch' on a {machine.describe()}: without int8 dot products (VNNI or "
-            "AMX), torchao's int8 matrix products measured 0.03-0.07x the original package's speed on an AVX2-only CPU. "
-            "Use dtype='auto' or backend='onnx' with quantize='int8' (7-bit weights there: 1.7-3.1x the original).",
-            UserWarning,
-            stacklevel=4,
+            "AMX), torchao's int8 matrix products measured 0.03-0.07x the original package's speed on an AVX2-only "
+            "CPU. Use dtype='auto' or backend='onnx' with quantize='int8' (7-bit weights there: 1.7-3.1x the original)."
         )
+    return ""
 
 
 def _has_onnxruntime() -> bool:
