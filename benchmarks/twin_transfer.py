@@ -24,7 +24,7 @@ one, the instruction of the same-label twin that ``instruction_ablation.py --sam
 ``benchmarks/data/twin-wordings-probe.json`` asks what a model reads: short wordings that change one word of the
 twins' ("opposite", "different", "reverse", "similar"), say it with a verb, negate the other kind's word ("not of
 the same kind") or leave only the pairing of kinds. Neither file shares a wording with the ablation's training
-ones (``twin-training-wordings.json``).
+ones (``twin-training-wordings.json``, ``twin-training-wordings-8.json``).
 Writes ``benchmarks/results/twin-transfer[-TAG]-<machine>.{json,md}``.
 """
 

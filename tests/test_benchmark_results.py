@@ -395,11 +395,12 @@ def test_twin_transfer_refuses_a_share_the_ablation_cannot_have_held_out(tmp_pat
     assert "--held-out-rows 0.9: the ablation's share" in capsys.readouterr().err
 
 
-def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_held_out_ones():
+@pytest.mark.parametrize("training_file", ["twin-training-wordings.json", "twin-training-wordings-8.json"])
+def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_held_out_ones(training_file):
     """--twin-wordings draws each twin row's query instruction from the file's list for its task and kind (seeded),
     tasks without one keep the twin's own; the training wordings share none with twin_transfer's held-out ones."""
     module = load("instruction_ablation")
-    training = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings.json")
+    training = module.read_twin_wordings(BENCHMARKS / "data" / training_file)
     trained = {text for kinds in training.values() for texts in kinds.values() for text in texts}
     for held_out_file in ("twin-wordings.json", "twin-wordings-probe.json"):
         held_out = module.read_twin_wordings(BENCHMARKS / "data" / held_out_file)
@@ -419,6 +420,18 @@ def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_
     same = module.same_twins(rows, ("subj_subjectivity",), training, 1)
     assert {twin["query"][0] for twin in same} == set(training["subj_subjectivity"]["same"])
     assert [twin["pos"] for twin in same] == [row["pos"] for row in rows[:200]]
+
+
+def test_the_eight_training_wordings_add_four_to_the_four_and_keep_the_probes_words_held_out():
+    """The eight-wording run asks whether more variety makes a model read unseen wordings: its file keeps the
+    four-wording run's wordings first and adds four of each kind, none with a word the probes hang on."""
+    module = load("instruction_ablation")
+    four = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings.json")["subj_subjectivity"]
+    eight = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings-8.json")["subj_subjectivity"]
+    for kind in ("other", "same"):
+        assert eight[kind][:4] == four[kind] and len(set(eight[kind])) == 8
+    probed = {"opposite", "reverse", "different", "differs", "similar"}  # twin-wordings-probe.json's key words
+    assert not {word.strip(",:") for text in eight["other"] + eight["same"] for word in text.split()} & probed
 
 
 def test_ablation_records_path_and_list_options_as_json_text():
