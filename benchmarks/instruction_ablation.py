@@ -56,7 +56,8 @@ than tell the task's instruction from any other. ``--twin-wordings FILE`` (``ben
 twin-training-wordings.json``, the format of ``twin_transfer.py --wordings``) trains each twin row on a wording
 drawn from the file's list for its task and kind, the held-out rows keeping the twin's own: variety, to test
 whether it makes a model read the twins' instructions (``twin-training-wordings-8.json``: those four and four
-more of each kind, none with a word the probes of ``twin_transfer.py`` hang on). ``--only with|without`` trains one run.
+more of each kind, none with the words for the relation that the probes of ``twin_transfer.py`` try; one has their
+"not"). ``--only with|without`` trains one run.
 
 Defaults (300 steps of 32 rows at 64 tokens, lr 2e-5, temperature 0.05, seed 1) keep each training run at about
 15 minutes on 2 CPU cores (14-19 min measured on 2026-12-03), well inside the ~30 minutes budgeted. Writes

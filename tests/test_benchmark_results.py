@@ -424,7 +424,8 @@ def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_
 
 def test_the_eight_training_wordings_add_four_to_the_four_and_keep_the_probes_words_held_out():
     """The eight-wording run asks whether more variety makes a model read unseen wordings: its file keeps the
-    four-wording run's wordings first and adds four of each kind, none with a word the probes hang on."""
+    four-wording run's wordings first and adds four of each kind, none with the probes' words for the relation
+    (one wording has "not", as two probes do: README says so)."""
     module = load("instruction_ablation")
     four = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings.json")["subj_subjectivity"]
     eight = module.read_twin_wordings(BENCHMARKS / "data" / "twin-training-wordings-8.json")["subj_subjectivity"]
