@@ -402,7 +402,7 @@ def test_ablation_twin_wordings_vary_the_training_twins_and_stay_apart_from_the_
     module = load("instruction_ablation")
     training = module.read_twin_wordings(BENCHMARKS / "data" / training_file)
     trained = {text for kinds in training.values() for texts in kinds.values() for text in texts}
-    for held_out_file in ("twin-wordings.json", "twin-wordings-probe.json"):
+    for held_out_file in ("twin-wordings.json", "twin-wordings-probe.json", "twin-wordings-negation.json"):
         held_out = module.read_twin_wordings(BENCHMARKS / "data" / held_out_file)
         assert not {text for kinds in held_out.values() for texts in kinds.values() for text in texts} & trained
     assert training["subj_subjectivity"]["other"][0] == module.OPPOSITE_INSTRUCTIONS["subj_subjectivity"]
