@@ -23,8 +23,10 @@ task's own MAP on a "same" wording and 150 minus it on an "other" one. The table
 one, the instruction of the same-label twin that ``instruction_ablation.py --same-twins`` trains on.
 ``benchmarks/data/twin-wordings-probe.json`` asks what a model reads: short wordings that change one word of the
 twins' ("opposite", "different", "reverse", "similar"), say it with a verb, negate the other kind's word ("not of
-the same kind") or leave only the pairing of kinds. Neither file shares a wording with the ablation's training
-ones (``twin-training-wordings.json``, ``twin-training-wordings-8.json``).
+the same kind") or leave only the pairing of kinds. ``benchmarks/data/twin-wordings-negation.json`` negates
+"same" phrases to ask for the other kind and "other" phrases to ask for the same one: does "not" flip the phrase,
+or is it read as a word that marks the other kind? No file shares a wording with the ablation's training ones
+(``twin-training-wordings.json``, ``twin-training-wordings-8.json``).
 Writes ``benchmarks/results/twin-transfer[-TAG]-<machine>.{json,md}``.
 """
 
