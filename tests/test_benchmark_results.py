@@ -433,6 +433,8 @@ def test_the_eight_training_wordings_add_four_to_the_four_and_keep_the_probes_wo
         assert eight[kind][:4] == four[kind] and len(set(eight[kind])) == 8
     probed = {"opposite", "reverse", "different", "differs", "similar"}  # twin-wordings-probe.json's key words
     assert not {word.strip(",:") for text in eight["other"] + eight["same"] for word in text.split()} & probed
+    negated = [text for text in eight["other"] + eight["same"] if "not" in text.split()]
+    assert negated == [eight["other"][6]] and "does not share" in negated[0]  # the one "not" README names
 
 
 def test_ablation_records_path_and_list_options_as_json_text():
